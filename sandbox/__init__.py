@@ -1,0 +1,1 @@
+"""The dask-gke sandbox: a local GKE API emulator and KWOK clusters."""

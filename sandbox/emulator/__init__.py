@@ -1,0 +1,1 @@
+"""GKE API emulator, CONNECT proxy and admin API of the sandbox daemon."""

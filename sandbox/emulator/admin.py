@@ -1,0 +1,161 @@
+"""Admin HTTP API of the sandbox (SANDBOX_ADMIN_URL) and the chart repository server.
+
+Admin calls (docs/contracts.md): GET /healthz, GET /state, GET|DELETE /requests,
+GET|PUT|DELETE /faults, and POST /shutdown, which deletes every backend
+cluster and then stops the daemon (used by `sandbox.cli down`).
+"""
+
+import functools
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sandbox.emulator.faults import FaultSettingsError
+
+log = logging.getLogger("sandbox.admin")
+
+DEFAULT_LB_DELAY_MS = 500  # LoadBalancer ingress delay when no fault sets lb_delay_ms
+
+
+class LoadBalancerSwitch:
+    """Passes the LoadBalancer fault settings to the backend, only when they change."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._applied = (True, DEFAULT_LB_DELAY_MS)
+
+    def apply(self, settings: dict) -> None:
+        wanted = (
+            settings.get("load_balancer", {}).get("assign", True),
+            settings.get("lb_delay_ms", DEFAULT_LB_DELAY_MS),
+        )
+        with self._lock:
+            if wanted != self._applied:
+                self._backend.set_load_balancer(*wanted)
+                self._applied = wanted
+
+
+class AdminApp:
+    def __init__(self, service, faults, request_log, backend, stop):
+        self.service = service
+        self.faults = faults
+        self.request_log = request_log
+        self.backend = backend
+        self.load_balancer = LoadBalancerSwitch(backend)
+        self.stop = stop  # called (on another thread) after POST /shutdown answered
+
+    def shutdown_clusters(self) -> list[str]:
+        """Delete every backend cluster; return their ids."""
+        deleted = []
+        for cluster_id in self.backend.list_clusters():
+            log.info("shutdown: deleting cluster %s", cluster_id)
+            self.backend.delete_cluster(cluster_id)
+            deleted.append(cluster_id)
+        return deleted
+
+
+class AdminHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 300
+
+    def log_message(self, format, *args):
+        log.debug("%s " + format, self.client_address[0], *args)
+
+    def do_GET(self):
+        app: AdminApp = self.server.app
+        path = urlsplit(self.path).path
+        if path == "/healthz":
+            self._send(200, {"status": "ok"})
+        elif path == "/state":
+            self._send(200, app.service.snapshot())
+        elif path == "/requests":
+            self._send(200, app.request_log.entries())
+        elif path == "/faults":
+            self._send(200, app.faults.get())
+        else:
+            self._send(404, {"error": f"unknown admin path {path}"})
+
+    def do_DELETE(self):
+        app: AdminApp = self.server.app
+        path = urlsplit(self.path).path
+        if path == "/requests":
+            app.request_log.clear()
+            self._send(200, [])
+        elif path == "/faults":
+            app.faults.clear()
+            app.load_balancer.apply({})
+            self._send(200, {})
+        else:
+            self._send(404, {"error": f"unknown admin path {path}"})
+
+    def do_PUT(self):
+        app: AdminApp = self.server.app
+        if urlsplit(self.path).path != "/faults":
+            self._send(404, {"error": f"unknown admin path {self.path}"})
+            return
+        try:
+            settings = json.loads(self._body() or b"null")
+            applied = app.faults.replace(settings)
+        except (ValueError, FaultSettingsError) as error:
+            self._send(400, {"error": str(error)})
+            return
+        app.load_balancer.apply(applied)
+        self._send(200, applied)
+
+    def do_POST(self):
+        app: AdminApp = self.server.app
+        if urlsplit(self.path).path != "/shutdown":
+            self._send(404, {"error": f"unknown admin path {self.path}"})
+            return
+        self._body()
+        try:
+            deleted = app.shutdown_clusters()
+        except Exception as error:  # report any backend failure to the CLI
+            log.exception("shutdown: deleting clusters failed")
+            self._send(500, {"error": f"deleting clusters failed: {error}"})
+            return
+        self._send(200, {"deleted": deleted})
+        threading.Thread(target=app.stop, name="shutdown", daemon=True).start()
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send(self, status: int, body) -> None:
+        data = json.dumps(body, indent=2).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def make_admin_server(app: AdminApp, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", port), AdminHandler)
+    server.daemon_threads = True
+    server.app = app
+    return server
+
+
+class ChartRepoHandler(SimpleHTTPRequestHandler):
+    """Read-only files of <sandbox>/charts: GET/HEAD only, no listings.
+
+    SimpleHTTPRequestHandler.translate_path drops '..' segments, so no path
+    leaves the directory.
+    """
+
+    def list_directory(self, path):
+        self.send_error(404, "Not found")
+
+    def log_message(self, format, *args):
+        log.debug("chart repo %s " + format, self.client_address[0], *args)
+
+
+def make_chart_server(charts_dir: Path, port: int) -> ThreadingHTTPServer:
+    handler = functools.partial(ChartRepoHandler, directory=str(charts_dir))
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    return server

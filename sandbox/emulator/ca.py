@@ -1,0 +1,120 @@
+"""Throw-away CA and the container.googleapis.com server certificate.
+
+The CA signs only the emulator's certificate; requests trusts it through
+REQUESTS_CA_BUNDLE. Private keys are written 0600.
+"""
+
+import datetime
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+GKE_HOST = "container.googleapis.com"
+VALIDITY = datetime.timedelta(days=365)
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, mode)
+
+
+def _key_pem(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def make_ca(common_name: str = "dask-gke sandbox CA"):
+    """Return (key, certificate) of a new self-signed CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def make_server_cert(ca_key, ca_cert, host: str = GKE_HOST):
+    """Return (key, certificate) for `host`, signed by the CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(host))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def ca_paths(sandbox_dir: Path) -> dict[str, Path]:
+    ca_dir = sandbox_dir / "ca"
+    return {
+        "ca_cert": ca_dir / "ca.pem",
+        "ca_key": ca_dir / "ca-key.pem",
+        "server_cert": ca_dir / "server.pem",
+        "server_key": ca_dir / "server-key.pem",
+    }
+
+
+def ensure_ca(sandbox_dir: Path) -> dict[str, Path]:
+    """Create the CA and server certificate under <sandbox>/ca unless all files exist."""
+    paths = ca_paths(sandbox_dir)
+    if all(p.exists() for p in paths.values()):
+        return paths
+    ca_key, ca_cert = make_ca()
+    server_key, server_cert = make_server_cert(ca_key, ca_cert)
+    pem = serialization.Encoding.PEM
+    _write(paths["ca_key"], _key_pem(ca_key), 0o600)
+    _write(paths["ca_cert"], ca_cert.public_bytes(pem), 0o644)
+    _write(paths["server_key"], _key_pem(server_key), 0o600)
+    _write(paths["server_cert"], server_cert.public_bytes(pem), 0o644)
+    return paths

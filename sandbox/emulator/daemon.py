@@ -1,0 +1,141 @@
+"""The sandbox daemon: GKE API emulator, CONNECT proxy, admin API and chart repo.
+
+One process, four servers on 127.0.0.1 (ports from docs/contracts.md):
+proxy = base, admin = base+1, chart repo = base+2, GKE API (TLS) = base+3.
+Started detached by `python -m sandbox.cli up`; stops on SIGTERM/SIGINT or
+after POST /shutdown.
+
+    python -m sandbox.emulator.daemon --sandbox-dir .sandbox --bin-dir DIR [--backend kwok|fake]
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from sandbox.emulator.admin import AdminApp, make_admin_server, make_chart_server
+from sandbox.emulator.ca import ensure_ca
+from sandbox.emulator.fake_backend import FakeBackend
+from sandbox.emulator.faults import Faults
+from sandbox.emulator.gke import GkeService
+from sandbox.emulator.proxy import ConnectProxy
+from sandbox.emulator.server import GkeApp, RequestLog, make_gke_server
+
+log = logging.getLogger("sandbox.daemon")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT_BASE = 18080
+FALLBACK_K8S_VERSION = "1.36.3"
+
+
+def kubernetes_version() -> str:
+    """K8S_VERSION from sandbox/tools/versions.env: the version GKE reports."""
+    versions = REPO_ROOT / "sandbox" / "tools" / "versions.env"
+    if versions.exists():
+        for line in versions.read_text().splitlines():
+            if line.startswith("K8S_VERSION="):
+                return line.split("=", 1)[1].strip()
+    return FALLBACK_K8S_VERSION
+
+
+def write_json_atomically(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def make_backend(kind: str, sandbox_dir: Path, bin_dir: Path | None, token: str):
+    if kind == "fake":
+        return FakeBackend()
+    # Imported on use: KWOK support is only needed (and only built) for real runs.
+    from sandbox.emulator.kwok_backend import KwokBackend  # noqa: PLC0415
+
+    if bin_dir is None:
+        raise SystemExit("--bin-dir is required with --backend kwok")
+    return KwokBackend(sandbox_dir, bin_dir, [token])
+
+
+class Daemon:
+    """Builds the four servers around one GkeService and runs them on threads."""
+
+    def __init__(self, sandbox_dir: Path, port_base: int, backend, token: str):
+        self.sandbox_dir = sandbox_dir
+        state_path = sandbox_dir / "state.json"
+        self.faults = Faults()
+        self.request_log = RequestLog(sandbox_dir / "requests.jsonl")
+        self.service = GkeService(
+            backend,
+            self.faults,
+            kubernetes_version(),
+            on_change=lambda: write_json_atomically(state_path, self.service.snapshot()),
+        )
+        write_json_atomically(state_path, self.service.snapshot())
+        paths = ensure_ca(sandbox_dir)
+        charts_dir = sandbox_dir / "charts"
+        charts_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self.servers = [
+            make_gke_server(
+                GkeApp(self.service, self.faults, self.request_log, token),
+                port_base + 3,
+                paths["server_cert"],
+                paths["server_key"],
+            ),
+            ConnectProxy(port_base, port_base + 3),
+            make_admin_server(
+                AdminApp(self.service, self.faults, self.request_log, backend, self.stop),
+                port_base + 1,
+            ),
+            make_chart_server(charts_dir, port_base + 2),
+        ]
+
+    def start(self) -> None:
+        for server in self.servers:
+            threading.Thread(
+                target=server.serve_forever, name=type(server).__name__, daemon=True
+            ).start()
+        log.info("serving on 127.0.0.1 ports %s", [s.server_address[1] for s in self.servers])
+
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+        log.info("stopped")
+        self._stopped.set()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sandbox-dir", type=Path, required=True)
+    parser.add_argument("--bin-dir", type=Path)
+    parser.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    parser.add_argument(
+        "--backend",
+        choices=("kwok", "fake"),
+        default="kwok",
+        help="fake: in-memory clusters, for tests only",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    sandbox_dir = args.sandbox_dir.resolve()
+    token = (sandbox_dir / "token").read_text().strip()
+    backend = make_backend(args.backend, sandbox_dir, args.bin_dir, token)
+    daemon = Daemon(sandbox_dir, args.port_base, backend, token)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: threading.Thread(target=daemon.stop, daemon=True).start())
+    daemon.start()
+    daemon.wait()
+
+
+if __name__ == "__main__":
+    main()
