@@ -1,0 +1,324 @@
+"""helm_tiller_version: helm is mocked at run_command, the cluster at AppsV1Api."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import helm_tiller_version
+import pytest
+from ansible.module_utils import basic
+from kubernetes.client import (
+    V1Container,
+    V1Deployment,
+    V1DeploymentSpec,
+    V1DeploymentStatus,
+    V1LabelSelector,
+    V1ObjectMeta,
+    V1PodSpec,
+    V1PodTemplateSpec,
+)
+from kubernetes.client.exceptions import ApiException
+
+HELM = "/opt/helm/bin/helm"
+HELM4 = (
+    'version.BuildInfo{Version:"v4.3.1", GitCommit:"", GitTreeState:"", '
+    'GoVersion:"go1.26.8", KubeClientVersion:"v1.37"}\n'
+)
+HELM3 = (
+    'version.BuildInfo{Version:"v3.2.1", GitCommit:"fe51cd1e31e6a202cba7dead9552a6d418ded79a", '
+    'GitTreeState:"clean", GoVersion:"go1.13.10"}\n'
+)
+HELM2_17 = (
+    'Client: &version.Version{SemVer:"v2.17.0", '
+    'GitCommit:"a690bad98af45b015bd3da1a41f6218b1a451dbe", GitTreeState:"clean"}\n'
+)
+HELM2_16 = (
+    'Client: &version.Version{SemVer:"v2.16.0", '
+    'GitCommit:"e13bc94621d4ef666270cfbe734aaabf342a49bb", GitTreeState:"clean"}\n'
+)
+SERVER_2_14 = (
+    'Server: &version.Version{SemVer:"v2.14.3", '
+    'GitCommit:"0e7f3b6637f7af8fcfddb3d2941fcc7cbebb0085", GitTreeState:"clean"}\n'
+)
+
+
+def tiller_deployment(image="ghcr.io/helm/tiller:v2.17.0", ready_replicas=1):
+    labels = {"app": "helm", "name": "tiller"}
+    return V1Deployment(
+        metadata=V1ObjectMeta(name="tiller-deploy", namespace="kube-system", labels=labels),
+        spec=V1DeploymentSpec(
+            replicas=1,
+            selector=V1LabelSelector(match_labels=labels),
+            template=V1PodTemplateSpec(
+                metadata=V1ObjectMeta(labels=labels),
+                spec=V1PodSpec(containers=[V1Container(name="tiller", image=image)]),
+            ),
+        ),
+        status=V1DeploymentStatus(replicas=1, ready_replicas=ready_replicas),
+    )
+
+
+class FakeCluster:
+    """Stands in for AppsV1Api: one Deployment, or an API error."""
+
+    def __init__(self, deployment=None, error=None):
+        self.deployment = deployment
+        self.error = error
+        self.reads = []
+
+    def __call__(self, api_client):
+        assert api_client == "api-client"
+        return self
+
+    def read_namespaced_deployment(self, name, namespace):
+        self.reads.append((name, namespace))
+        if self.error:
+            raise self.error
+        if self.deployment is None:
+            raise ApiException(status=404, reason="Not Found")
+        return self.deployment
+
+
+@pytest.fixture
+def helm(monkeypatch):
+    """Mock `helm version`: set .outputs to [(rc, stdout, stderr)], read .calls."""
+
+    class Helm:
+        outputs: ClassVar[list] = [(0, HELM4, "")]
+        calls: ClassVar[list] = []
+
+    def run_command(self, argv, **kwargs):
+        Helm.calls.append((argv, kwargs))
+        return Helm.outputs[len(Helm.calls) - 1]
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    monkeypatch.setattr(helm_tiller_version.os.path, "isfile", lambda path: path == HELM)
+    monkeypatch.setattr(helm_tiller_version.os, "access", lambda path, mode: path == HELM)
+    monkeypatch.setattr(helm_tiller_version, "api_client", lambda module: "api-client")
+    return Helm
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    def install(**kwargs):
+        fake = FakeCluster(**kwargs)
+        monkeypatch.setattr(helm_tiller_version, "AppsV1Api", fake)
+        return fake
+
+    return install
+
+
+def test_helm4_default_runs_helm_version_once_and_does_not_read_the_cluster(
+    run_module, helm, cluster
+):
+    fake = cluster(deployment=tiller_deployment())
+    outcome, result, warnings = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "min_version": "3.8.0"}
+    )
+    assert outcome == "exit"
+    assert [call[0] for call in helm.calls] == [[HELM, "version"]]
+    assert helm.calls[0][1]["environ_update"] == {"TILLER_NAMESPACE": "kube-system"}
+    assert fake.reads == []
+    assert result["changed"] is False
+    assert result["client_version"] == "4.3.1"
+    assert result["client_major"] == 4
+    assert result["kube_client_version"] == "v1.37"
+    assert result["server_version"] is None
+    assert result["tiller_present"] is None
+    assert result["compatible"] is True
+    assert result["reasons"] == []
+    assert result["command"] == f"{HELM} version"
+    assert result["stdout"] == HELM4
+    assert warnings == []
+
+
+def test_check_mode_gives_the_same_read_only_result(run_module, helm, cluster):
+    cluster()
+    helm.outputs = [(0, HELM4, "")] * 2
+    normal = run_module(helm_tiller_version.main, {"binary_path": HELM, "tiller": "absent"})
+    checked = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "tiller": "absent"}, check_mode=True
+    )
+    assert normal[0] == checked[0] == "exit"
+    assert normal[1] == checked[1]
+    assert checked[1]["changed"] is False
+    assert checked[1]["tiller_present"] is False
+    assert helm.calls[0] == helm.calls[1]
+
+
+def test_client_below_minimum_fails_with_reason(run_module, helm, cluster):
+    helm.outputs = [(0, HELM3, "")]
+    outcome, result, _ = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "min_version": "v4.0.0"}
+    )
+    assert outcome == "fail"
+    assert result["compatible"] is False
+    assert result["client_version"] == "3.2.1"
+    assert "older than min_version 4.0.0" in result["msg"]
+    assert result["reasons"] == [result["msg"]]
+
+
+def test_invalid_min_version_names_the_option(run_module, helm, cluster):
+    outcome, result, _ = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "min_version": "latest"}
+    )
+    assert outcome == "fail"
+    assert "min_version='latest'" in result["msg"]
+    assert helm.calls == []
+
+
+def test_missing_binary_names_the_option(run_module, helm, cluster):
+    outcome, result, _ = run_module(helm_tiller_version.main, {"binary_path": "/nowhere/helm"})
+    assert outcome == "fail"
+    assert "binary_path='/nowhere/helm'" in result["msg"]
+    assert helm.calls == []
+
+
+def test_helm_found_on_path(run_module, helm, cluster, monkeypatch):
+    monkeypatch.setattr(
+        basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: HELM
+    )
+    outcome, _result, _ = run_module(helm_tiller_version.main, {})
+    assert outcome == "exit"
+    assert helm.calls[0][0] == [HELM, "version"]
+
+
+def test_connection_options_reach_helm_as_environment(run_module, helm, cluster):
+    run_module(
+        helm_tiller_version.main,
+        {
+            "binary_path": HELM,
+            "kubeconfig": "/home/ops/.kube/dask.yaml",
+            "context": "kwok-dask",
+            "tiller_namespace": "tiller-world",
+        },
+    )
+    assert helm.calls[0][1]["environ_update"] == {
+        "TILLER_NAMESPACE": "tiller-world",
+        "KUBECONFIG": "/home/ops/.kube/dask.yaml",
+        "HELM_KUBECONTEXT": "kwok-dask",
+    }
+
+
+def test_unknown_output_fails_quoting_it_with_rc_stdout_stderr(run_module, helm, cluster):
+    helm.outputs = [(0, "Helm is a tool for managing Kubernetes charts.\n", "")]
+    outcome, result, _ = run_module(helm_tiller_version.main, {"binary_path": HELM})
+    assert outcome == "fail"
+    assert "Helm is a tool for managing Kubernetes charts." in result["msg"]
+    assert result["rc"] == 0
+    assert result["command"] == f"{HELM} version"
+    assert "stdout" in result
+    assert "stderr" in result
+
+
+def test_helm3_nonzero_exit_fails(run_module, helm, cluster):
+    helm.outputs = [(1, HELM3, "Error: some failure\n")]
+    outcome, result, _ = run_module(helm_tiller_version.main, {"binary_path": HELM})
+    assert outcome == "fail"
+    assert "exit code 1" in result["msg"]
+    assert result["stderr"] == "Error: some failure\n"
+
+
+def test_helm2_with_matching_ready_tiller(run_module, helm, cluster):
+    helm.outputs = [(0, HELM2_17 + HELM2_17.replace("Client:", "Server:"), "")]
+    fake = cluster(deployment=tiller_deployment("ghcr.io/helm/tiller:v2.17.0"))
+    outcome, result, _ = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "tiller": "present"}
+    )
+    assert outcome == "exit"
+    assert fake.reads == [("tiller-deploy", "kube-system")]
+    assert result["client_major"] == 2
+    assert result["server_version"] == "2.17.0"
+    assert result["tiller_present"] is True
+    assert result["tiller_ready"] is True
+    assert result["tiller_image"] == "ghcr.io/helm/tiller:v2.17.0"
+    assert result["compatible"] is True
+
+
+def test_helm2_client_and_tiller_image_minor_mismatch_fails(run_module, helm, cluster):
+    helm.outputs = [(0, HELM2_16 + SERVER_2_14, "")]
+    cluster(deployment=tiller_deployment("gcr.io/kubernetes-helm/tiller:v2.14.3"))
+    outcome, result, _ = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "tiller": "present"}
+    )
+    assert outcome == "fail"
+    assert result["compatible"] is False
+    assert "2.16.0 and Tiller 2.14.3 differ in minor version" in result["msg"]
+
+
+def test_helm2_mismatch_from_server_line_without_reading_the_cluster(run_module, helm, cluster):
+    helm.outputs = [(0, HELM2_16 + SERVER_2_14, "")]
+    fake = cluster()
+    outcome, result, _ = run_module(helm_tiller_version.main, {"binary_path": HELM})
+    assert outcome == "fail"
+    assert fake.reads == []
+    assert result["server_version"] == "2.14.3"
+    assert "differ in minor version" in result["msg"]
+
+
+def test_helm2_without_tiller_is_fine_when_tiller_not_required(run_module, helm, cluster):
+    helm.outputs = [(1, HELM2_17, "Error: could not find tiller\n")]
+    outcome, result, _ = run_module(helm_tiller_version.main, {"binary_path": HELM})
+    assert outcome == "exit"
+    assert result["client_version"] == "2.17.0"
+    assert result["tiller_error"] == "could not find tiller"
+    assert result["server_version"] is None
+
+
+def test_required_tiller_missing_fails(run_module, helm, cluster):
+    helm.outputs = [(1, HELM2_17, "Error: could not find tiller\n")]
+    cluster(deployment=None)
+    outcome, result, _ = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "tiller": "present"}
+    )
+    assert outcome == "fail"
+    assert result["tiller_present"] is False
+    assert "Deployment kube-system/tiller-deploy does not exist" in result["msg"]
+
+
+def test_required_tiller_not_ready_fails(run_module, helm, cluster):
+    helm.outputs = [(0, HELM4, "")]
+    cluster(deployment=tiller_deployment(ready_replicas=None))
+    outcome, result, _ = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "tiller": "present"}
+    )
+    assert outcome == "fail"
+    assert result["tiller_present"] is True
+    assert result["tiller_ready"] is False
+    assert "has no ready replica" in result["msg"]
+
+
+def test_leftover_tiller_with_helm4_warns(run_module, helm, cluster):
+    cluster(deployment=tiller_deployment())
+    outcome, result, warnings = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "tiller": "absent"}
+    )
+    assert outcome == "exit"
+    assert result["compatible"] is True
+    assert result["tiller_present"] is True
+    assert result["server_version"] == "2.17.0"
+    assert len(result["reasons"]) == 1
+    assert "Tiller found" in result["reasons"][0]
+    assert warnings == result["reasons"]
+
+
+def test_leftover_tiller_fails_when_told_to(run_module, helm, cluster):
+    cluster(deployment=tiller_deployment())
+    outcome, result, warnings = run_module(
+        helm_tiller_version.main,
+        {"binary_path": HELM, "tiller": "absent", "fail_on_leftover_tiller": True},
+    )
+    assert outcome == "fail"
+    assert result["compatible"] is False
+    assert "unauthenticated cluster-admin endpoint" in result["msg"]
+    assert warnings == []
+
+
+def test_api_error_other_than_404_fails_with_status(run_module, helm, cluster):
+    cluster(error=ApiException(status=403, reason="Forbidden"))
+    outcome, result, _ = run_module(
+        helm_tiller_version.main, {"binary_path": HELM, "tiller": "absent"}
+    )
+    assert outcome == "fail"
+    assert "HTTP 403 Forbidden" in result["msg"]
+    assert "tiller_namespace" in result["msg"]
