@@ -365,7 +365,9 @@ class LoadBalancerWaiter:
 
     def apply(self, event):
         kind = event.get("type")
-        obj = event.get("object") or {}
+        # raw_object: the JSON as sent (Watch's deserialize=False path breaks on
+        # ERROR events in kubernetes 37, so we take the raw copy it keeps).
+        obj = event.get("raw_object") or {}
         metadata = obj.get("metadata") or {}
         if metadata.get("resourceVersion"):
             self.resource_version = metadata["resourceVersion"]
@@ -398,7 +400,6 @@ class LoadBalancerWaiter:
             # stalled connection then too.
             timeout_seconds=max(1, math.ceil(remaining)),
             _request_timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
-            deserialize=False,
             **self._selector_args(),
         )
         try:

@@ -1,0 +1,535 @@
+"""wait_for_lb_ip against a fake API server.
+
+FakeCore stands in for CoreV1Api: list calls return scripted lists, watch calls
+return a scripted HTTP stream that the real kubernetes.watch.Watch reads (line
+splitting, ERROR events, 410). A watch whose script runs out behaves like the API
+server: it holds the stream until `timeout_seconds` pass (on the fake clock), then
+ends it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import wait_for_lb_ip
+from kubernetes.client import ApiClient
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+NS = "dask"
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+class Advance:
+    """A watch script step: time passes on the fake clock."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+
+def service(name, rv, *, svc_type="LoadBalancer", ip=None, hostname=None, labels=None):
+    ingress = []
+    if ip or hostname:
+        ingress.append({key: value for key, value in (("ip", ip), ("hostname", hostname)) if value})
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "resourceVersion": str(rv),
+            "labels": labels or {"app": "dask"},
+        },
+        "spec": {
+            "type": svc_type,
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8888}],
+        },
+        "status": {"loadBalancer": {"ingress": ingress} if ingress else {}},
+    }
+
+
+def service_list(rv, *items):
+    return {"apiVersion": "v1", "kind": "ServiceList", "metadata": {"resourceVersion": str(rv)},
+            "items": list(items)}  # fmt: skip
+
+
+def event(kind, obj):
+    return {"type": kind, "object": obj}
+
+
+GONE = {
+    "type": "ERROR",
+    "object": {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "too old resource version: 100 (250)",
+        "reason": "Expired",
+        "code": 410,
+    },
+}
+
+
+class FakeStream:
+    """The urllib3 response a watch request returns (the parts Watch uses)."""
+
+    status = 200
+
+    def __init__(self, steps, clock, timeout_seconds):
+        self.steps = steps
+        self.clock = clock
+        self.timeout_seconds = timeout_seconds
+        self.closed = False
+
+    def stream(self, amt=None, decode_content=False):
+        for step in self.steps:
+            if isinstance(step, Advance):
+                self.clock.advance(step.seconds)
+            elif isinstance(step, BaseException):
+                raise step
+            else:
+                yield (json.dumps(step) + "\n").encode()
+        if self.steps is HOLD:
+            self.clock.advance(self.timeout_seconds)
+
+    def close(self):
+        self.closed = True
+
+    def release_conn(self):
+        pass
+
+
+HOLD = []  # a watch with no events that the server ends at timeout_seconds
+
+
+class FakeCore:
+    def __init__(self, clock, lists, watches=(), events=()):
+        self.api_client = ApiClient()
+        self.clock = clock
+        self.lists = list(lists)
+        self.watches = list(watches)
+        self.events = list(events)
+        self.calls = []
+
+    def list_namespaced_service(self, namespace, **kwargs):
+        assert namespace == NS
+        self.calls.append(("watch" if kwargs.get("watch") else "list", kwargs))
+        if kwargs.get("watch"):
+            steps = self.watches.pop(0) if self.watches else HOLD
+            return FakeStream(steps, self.clock, kwargs["timeout_seconds"])
+        return self.lists.pop(0)
+
+    def list_namespaced_event(self, namespace, field_selector, **kwargs):
+        name = field_selector.split("involvedObject.name=")[1]
+        return {"items": [e for e in self.events if e["involvedObject"]["name"] == name]}
+
+    def watch_calls(self):
+        return [kwargs for kind, kwargs in self.calls if kind == "watch"]
+
+
+def params(**overrides):
+    base = {
+        "namespace": NS,
+        "names": ["dask-scheduler", "dask-jupyter"],
+        "label_selector": None,
+        "accept_hostname": True,
+        "timeout": 60,
+    }
+    base.update(overrides)
+    return base
+
+
+def waiter_for(core, check_mode=False, **overrides):
+    return wait_for_lb_ip.LoadBalancerWaiter(
+        core, params(**overrides), check_mode=check_mode, clock=core.clock
+    )
+
+
+def test_immediate_ip_returns_without_watching():
+    clock = FakeClock()
+    core = FakeCore(clock, [service_list(100,
+        service("dask-scheduler", 90, ip="127.0.0.10"),
+        service("dask-jupyter", 91, ip="127.0.0.11"),
+        service("unrelated", 92, svc_type="ClusterIP"))])  # fmt: skip
+    waiter = waiter_for(core)
+    waiter.wait()
+    result = waiter.result()
+    assert core.watch_calls() == []
+    assert result["services"]["dask-scheduler"]["ip"] == "127.0.0.10"
+    assert result["services"]["dask-jupyter"]["ip"] == "127.0.0.11"
+    assert result["services"]["dask-jupyter"]["ports"] == [
+        {"name": "http", "port": 80, "protocol": "TCP", "target_port": 8888, "node_port": None}
+    ]
+    assert result["services"]["dask-jupyter"]["ready_after"] == 0.0
+    assert result["changed"] is False
+    assert waiter.pending() == []
+
+
+def test_ip_arriving_later_is_seen_from_the_watch():
+    clock = FakeClock()
+    core = FakeCore(
+        clock,
+        [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
+        watches=[[
+            Advance(1.5),
+            event("MODIFIED", service("dask-scheduler", 101, ip="127.0.0.10")),
+            Advance(1.0),
+            event("MODIFIED", service("dask-jupyter", 102, ip="127.0.0.11")),
+            event("MODIFIED", service("dask-jupyter", 103, ip="127.0.0.99")),  # not read
+        ]],
+    )  # fmt: skip
+    waiter = waiter_for(core)
+    waiter.wait()
+    result = waiter.result()
+    watch = core.watch_calls()
+    assert len(watch) == 1
+    assert watch[0]["resource_version"] == "100"
+    assert watch[0]["allow_watch_bookmarks"] is True
+    assert result["services"]["dask-scheduler"]["ready_after"] == 1.5
+    assert result["services"]["dask-jupyter"]["ready_after"] == 2.5
+    assert result["services"]["dask-jupyter"]["ip"] == "127.0.0.11"
+    assert result["elapsed"] == 2.5
+
+
+def test_watch_requests_are_bounded_by_the_remaining_time():
+    clock = FakeClock()
+    core = FakeCore(
+        clock,
+        [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
+        watches=[
+            [Advance(20)],
+            [event("MODIFIED", service("dask-scheduler", 101, ip="127.0.0.10")),
+             event("MODIFIED", service("dask-jupyter", 102, ip="127.0.0.11"))],
+        ],
+    )  # fmt: skip
+    waiter = waiter_for(core, timeout=60)
+    waiter.wait()
+    first, second = core.watch_calls()
+    assert first["timeout_seconds"] == 60
+    assert first["_request_timeout"][1] == 60
+    assert second["timeout_seconds"] == 40
+    assert second["_request_timeout"][1] == 40
+    assert waiter.reconnects == 1
+
+
+def test_410_gone_lists_again_and_watches_from_the_new_version():
+    clock = FakeClock()
+    core = FakeCore(
+        clock,
+        [
+            service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91)),
+            service_list(250, service("dask-scheduler", 240, ip="127.0.0.10"),
+                         service("dask-jupyter", 91)),
+        ],
+        watches=[
+            [GONE],
+            [event("MODIFIED", service("dask-jupyter", 251, ip="127.0.0.11"))],
+        ],
+    )  # fmt: skip
+    waiter = waiter_for(core)
+    waiter.wait()
+    assert [kind for kind, _ in core.calls] == ["list", "watch", "list", "watch"]
+    assert [w["resource_version"] for w in core.watch_calls()] == ["100", "250"]
+    assert waiter.relists == 2
+    assert set(waiter.result()["services"]) == {"dask-scheduler", "dask-jupyter"}
+
+
+def test_410_gone_relist_can_finish_the_wait():
+    clock = FakeClock()
+    core = FakeCore(
+        clock,
+        [
+            service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91)),
+            service_list(250, service("dask-scheduler", 240, ip="127.0.0.10"),
+                         service("dask-jupyter", 241, ip="127.0.0.11")),
+        ],
+        watches=[[GONE]],
+    )  # fmt: skip
+    waiter = waiter_for(core)
+    waiter.wait()
+    assert [kind for kind, _ in core.calls] == ["list", "watch", "list"]
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [
+        ProtocolError("Connection broken: IncompleteRead(0 bytes read)"),
+        ReadTimeoutError(None, "/api/v1/namespaces/dask/services", "Read timed out."),
+        ConnectionResetError(104, "Connection reset by peer"),
+        None,  # the server simply ends the stream early
+    ],
+)
+def test_dropped_stream_reconnects_from_the_last_resource_version(drop):
+    clock = FakeClock()
+    first = [event("MODIFIED", service("dask-scheduler", 120, ip="127.0.0.10"))]
+    if drop is not None:
+        first.append(drop)
+    core = FakeCore(
+        clock,
+        [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
+        watches=[first, [event("MODIFIED", service("dask-jupyter", 121, ip="127.0.0.11"))]],
+    )
+    waiter = waiter_for(core)
+    waiter.wait()
+    assert [w["resource_version"] for w in core.watch_calls()] == ["100", "120"]
+    assert waiter.relists == 1
+    assert waiter.reconnects == 1
+    assert waiter.result()["services"]["dask-jupyter"]["ip"] == "127.0.0.11"
+
+
+def test_bookmark_moves_the_resource_version():
+    clock = FakeClock()
+    bookmark = {"type": "BOOKMARK", "object": {"kind": "Service", "apiVersion": "v1",
+                                               "metadata": {"resourceVersion": "180"}}}  # fmt: skip
+    core = FakeCore(
+        clock,
+        [service_list(100, service("dask-scheduler", 90, ip="127.0.0.10"),
+                      service("dask-jupyter", 91))],
+        watches=[[bookmark], [event("MODIFIED", service("dask-jupyter", 190, ip="127.0.0.11"))]],
+    )  # fmt: skip
+    waiter_for(core).wait()
+    assert [w["resource_version"] for w in core.watch_calls()] == ["100", "180"]
+
+
+def test_missing_named_service_fails_at_once():
+    clock = FakeClock()
+    core = FakeCore(clock, [service_list(100, service("dask-scheduler", 90))])
+    waiter = waiter_for(core)
+    with pytest.raises(wait_for_lb_ip.WaitFailure) as failure:
+        waiter.wait()
+    assert "'dask-jupyter' does not exist in namespace dask" in str(failure.value)
+    assert core.watch_calls() == []
+
+
+def test_service_of_another_type_fails_at_once():
+    clock = FakeClock()
+    listing = service_list(
+        100, service("dask-scheduler", 90), service("dask-jupyter", 91, svc_type="ClusterIP")
+    )
+    core = FakeCore(clock, [listing])
+    with pytest.raises(wait_for_lb_ip.WaitFailure) as failure:
+        waiter_for(core).wait()
+    assert "'dask-jupyter' in namespace dask is of type ClusterIP, not LoadBalancer" in str(
+        failure.value
+    )
+    assert core.watch_calls() == []
+
+
+def test_named_service_deleted_while_waiting_fails():
+    clock = FakeClock()
+    core = FakeCore(
+        clock,
+        [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
+        watches=[[event("DELETED", service("dask-jupyter", 130))]],
+    )
+    with pytest.raises(wait_for_lb_ip.WaitFailure, match=r"'dask-jupyter' .* was deleted"):
+        waiter_for(core).wait()
+
+
+def test_timeout_lists_pending_services_with_events_warnings_first():
+    clock = FakeClock()
+    events = [
+        {"type": "Normal", "reason": "EnsuringLoadBalancer", "message": "Ensuring load balancer",
+         "count": 4, "lastTimestamp": "2026-11-26T14:05:00Z",
+         "involvedObject": {"kind": "Service", "name": "dask-jupyter"}},
+        {"type": "Warning", "reason": "SyncLoadBalancerFailed",
+         "message": "Error syncing load balancer: failed to ensure load balancer: "
+                    "quota 'FORWARDING_RULES' exceeded",
+         "count": 3, "lastTimestamp": "2026-11-26T14:04:00Z",
+         "involvedObject": {"kind": "Service", "name": "dask-jupyter"}},
+    ]  # fmt: skip
+    core = FakeCore(
+        clock,
+        [service_list(100, service("dask-scheduler", 90, ip="127.0.0.10"),
+                      service("dask-jupyter", 91))],
+        events=events,
+    )  # fmt: skip
+    waiter = waiter_for(core, timeout=30)
+    with pytest.raises(wait_for_lb_ip.WaitFailure) as failure:
+        waiter.wait()
+    message = str(failure.value)
+    assert message.startswith("Timed out after 30s waiting for a load balancer IP or hostname")
+    assert "dask-jupyter (no load balancer ingress yet; events: Warning SyncLoadBalancerFailed" in (
+        message
+    )
+    assert message.index("SyncLoadBalancerFailed") < message.index("EnsuringLoadBalancer")
+    assert "dask-scheduler" not in message
+    assert clock.now - 1000.0 == pytest.approx(30)
+    pending = waiter.timed_out_pending
+    assert [item["name"] for item in pending] == ["dask-jupyter"]
+    assert [e["reason"] for e in pending[0]["events"]] == [
+        "SyncLoadBalancerFailed",
+        "EnsuringLoadBalancer",
+    ]
+    assert waiter.result()["services"]["dask-scheduler"]["ip"] == "127.0.0.10"
+
+
+def test_hostname_counts_only_when_accepted():
+    clock = FakeClock()
+    lb_name = "a1b2c3-1234567890.us-east-1.elb.amazonaws.com"
+    listing = service_list(100, service("dask-scheduler", 90, hostname=lb_name))
+    accepted = waiter_for(FakeCore(clock, [listing]), names=["dask-scheduler"])
+    accepted.wait()
+    assert accepted.result()["services"]["dask-scheduler"] == {
+        "ip": None,
+        "hostname": lb_name,
+        "ports": [
+            {"name": "http", "port": 80, "protocol": "TCP", "target_port": 8888, "node_port": None}
+        ],
+        "ready_after": 0.0,
+        "seen_at": accepted.seen["dask-scheduler"][1],
+    }
+    refused = waiter_for(
+        FakeCore(clock, [listing]), names=["dask-scheduler"], accept_hostname=False, timeout=5
+    )
+    with pytest.raises(wait_for_lb_ip.WaitFailure, match="waiting for a load balancer IP in"):
+        refused.wait()
+
+
+def test_label_selector_waits_for_matching_load_balancers_and_ignores_others():
+    clock = FakeClock()
+    core = FakeCore(
+        clock,
+        [service_list(100, service("dask-scheduler", 90), service("dask-headless", 91,
+                                                                   svc_type="ClusterIP"))],
+        watches=[[
+            event("ADDED", service("dask-jupyter", 110)),
+            event("MODIFIED", service("dask-scheduler", 111, ip="127.0.0.10")),
+            event("MODIFIED", service("dask-jupyter", 112, ip="127.0.0.11")),
+        ]],
+    )  # fmt: skip
+    waiter = waiter_for(core, names=None, label_selector="app=dask")
+    waiter.wait()
+    result = waiter.result()
+    assert set(result["services"]) == {"dask-scheduler", "dask-jupyter"}
+    assert result["ignored"] == ["dask-headless"]
+    assert all(kwargs["label_selector"] == "app=dask" for _, kwargs in core.calls)
+
+
+def test_label_selector_without_load_balancers_fails_at_once():
+    clock = FakeClock()
+    core = FakeCore(clock, [service_list(100, service("dask-headless", 91, svc_type="ClusterIP"))])
+    with pytest.raises(wait_for_lb_ip.WaitFailure, match="no service of type LoadBalancer"):
+        waiter_for(core, names=None, label_selector="app=dask").wait()
+    assert core.watch_calls() == []
+
+
+def test_check_mode_reports_without_waiting_or_failing():
+    clock = FakeClock()
+    core = FakeCore(clock, [service_list(100, service("dask-scheduler", 90, ip="127.0.0.10"),
+                                         service("dask-jupyter", 91))])  # fmt: skip
+    waiter = waiter_for(core, check_mode=True, names=["dask-scheduler", "dask-jupyter", "gone"])
+    waiter.wait()
+    assert core.watch_calls() == []
+    assert list(waiter.result()["services"]) == ["dask-scheduler"]
+    pending = waiter.pending()
+    assert [(p["name"], p["reason"].split(";")[0]) for p in pending] == [
+        ("gone", "service 'gone' does not exist in namespace dask"),
+        ("dask-jupyter", "no load balancer ingress yet"),
+    ]
+
+
+# -- through main(), with the kubernetes.core client set-up replaced --------------
+
+
+@pytest.fixture
+def fake_cluster(monkeypatch):
+    def install(core):
+        monkeypatch.setattr(wait_for_lb_ip, "api_client", lambda module: "api-client")
+        monkeypatch.setattr(wait_for_lb_ip, "CoreV1Api", lambda api_client: core)
+        return core
+
+    return install
+
+
+def test_module_returns_services_and_elapsed(run_module, fake_cluster):
+    fake_cluster(FakeCore(FakeClock(), [service_list(100,
+        service("dask-scheduler", 90, ip="127.0.0.10"),
+        service("dask-jupyter", 91, ip="127.0.0.11"))]))  # fmt: skip
+    outcome, result, _ = run_module(
+        wait_for_lb_ip.main, {"namespace": NS, "names": ["dask-scheduler", "dask-jupyter"]}
+    )
+    assert outcome == "exit"
+    assert result["changed"] is False
+    assert result["pending"] == []
+    assert result["services"]["dask-jupyter"]["ip"] == "127.0.0.11"
+    assert result["elapsed"] >= 0
+    assert result["relists"] == 1
+
+
+def test_module_check_mode_does_not_fail_on_missing_services(run_module, fake_cluster):
+    core = fake_cluster(FakeCore(FakeClock(), [service_list(100)]))
+    outcome, result, _ = run_module(
+        wait_for_lb_ip.main, {"namespace": NS, "names": ["dask-scheduler"]}, check_mode=True
+    )
+    assert outcome == "exit"
+    assert result["services"] == {}
+    assert result["pending"][0]["name"] == "dask-scheduler"
+    assert core.watch_calls() == []
+
+
+def test_module_fails_on_missing_service_with_pending(run_module, fake_cluster):
+    fake_cluster(FakeCore(FakeClock(), [service_list(100, service("dask-scheduler", 90))]))
+    outcome, result, _ = run_module(
+        wait_for_lb_ip.main, {"namespace": NS, "names": ["dask-scheduler", "dask-jupyter"]}
+    )
+    assert outcome == "fail"
+    assert "'dask-jupyter' does not exist" in result["msg"]
+    assert [p["name"] for p in result["pending"]] == ["dask-jupyter", "dask-scheduler"]
+
+
+def test_module_timeout_returns_events_in_pending(run_module, fake_cluster, monkeypatch):
+    # A real one-second wait: the fake server holds the watch for timeout_seconds.
+    class RealClockStream(FakeStream):
+        def stream(self, amt=None, decode_content=False):
+            wait_for_lb_ip.time.sleep(0.2)
+            yield from ()
+
+    core = FakeCore(FakeClock(), [service_list(100, service("dask-scheduler", 90))], events=[
+        {"type": "Warning", "reason": "SyncLoadBalancerFailed", "message": "no IP left",
+         "lastTimestamp": "2026-11-26T14:04:00Z",
+         "involvedObject": {"kind": "Service", "name": "dask-scheduler"}}])  # fmt: skip
+    monkeypatch.setattr(
+        core,
+        "list_namespaced_service",
+        lambda namespace, **kw: (
+            RealClockStream([], None, kw["timeout_seconds"])
+            if kw.get("watch")
+            else service_list(100, service("dask-scheduler", 90))
+        ),
+    )
+    fake_cluster(core)
+    outcome, result, _ = run_module(
+        wait_for_lb_ip.main, {"namespace": NS, "names": ["dask-scheduler"], "timeout": 1}
+    )
+    assert outcome == "fail"
+    assert result["msg"].startswith("Timed out after 1s")
+    assert result["pending"][0]["events"][0]["reason"] == "SyncLoadBalancerFailed"
+    assert 1.0 <= result["elapsed"] < 2.0
+    assert result["reconnects"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"names": ["a"], "timeout": 0}, "timeout=0 must be a positive number"),
+        ({"names": ["a"], "label_selector": "app=dask"}, "mutually exclusive"),
+        ({}, "one of the following is required"),
+    ],
+)
+def test_module_argument_errors(run_module, fake_cluster, args, message):
+    fake_cluster(FakeCore(FakeClock(), []))
+    outcome, result, _ = run_module(wait_for_lb_ip.main, args)
+    assert outcome == "fail"
+    assert message in result["msg"]
