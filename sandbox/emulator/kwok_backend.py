@@ -1,0 +1,635 @@
+"""KWOK cluster backend: real control planes (kwokctl, binary runtime) with fake nodes.
+
+The GKE API emulator calls this from worker threads; every call blocks until it
+is done or raises BackendError, whose message ends up in the GKE operation's
+error. Layout under KWOK_WORKDIR (<sandbox>/kwok):
+
+    clusters/<name>/        kwokctl's own files (kubeconfig.yaml, pki/, pids/, logs/)
+    backend/<name>/         ours: cluster-id (the emulator's id), tokens.csv (0600)
+
+Stages (sandbox/kwok/stages/*.yaml) are API objects (kwokctl's Stage CRD), so
+set_load_balancer can switch the simulated cloud load balancer of running
+clusters on and off by creating or deleting one Stage.
+"""
+
+import contextlib
+import copy
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import urllib3
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+log = logging.getLogger(__name__)
+
+KWOK_DIR = Path(__file__).resolve().parents[1] / "kwok"
+KWOKCTL_CONFIG = KWOK_DIR / "kwokctl.yaml"
+STAGES_DIR = KWOK_DIR / "stages"
+LOAD_BALANCER_STAGE = "dask-gke-service-load-balancer"
+STAGES_MARKER = "stages-installed"  # in backend/<name>/ once the cluster is ready
+DEFAULT_LB_DELAY_MS = 500
+
+STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL = "kwok.x-k8s.io", "v1alpha1", "stages"
+NODE_POOL_LABEL = "cloud.google.com/gke-nodepool"
+FAKE_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}  # kwok manages only these nodes
+
+# Bounded waits (seconds). A cold create on 2 cores takes about 10-20 s.
+KWOKCTL_CREATE_TIMEOUT = 180
+KWOKCTL_DELETE_TIMEOUT = 60
+APISERVER_READY_TIMEOUT = 90
+STAGE_CRD_TIMEOUT = 60
+NODES_READY_TIMEOUT = 60
+NODES_GONE_TIMEOUT = 60
+PROCESS_EXIT_TIMEOUT = 15
+POLL_INTERVAL = 0.2
+
+_NAME_LIMIT = 40  # kwokctl names become directory names and the context "kwok-<name>"
+
+
+class BackendError(Exception):
+    """A backend call failed; the message is shown in the GKE operation's error."""
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    endpoint: str  # "127.0.0.1:<port>"
+    ca_pem: str  # PEM of the CA that signed the apiserver certificate
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def split_cluster_id(cluster_id: str) -> tuple[str, str, str]:
+    """'<project>.<location>.<name>' -> (project, location, name).
+
+    Split from the right: domain-scoped project ids ("example.com:p") hold dots,
+    locations and cluster names never do.
+    """
+    parts = cluster_id.rsplit(".", 2)
+    if len(parts) != 3 or not all(parts):
+        raise BackendError(
+            f"cluster id {cluster_id!r} is not of the form <project>.<location>.<name>")
+    return parts[0], parts[1], parts[2]
+
+
+def _dns_label(text: str, limit: int) -> str:
+    label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return label[:limit].rstrip("-") or "x"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def kwok_cluster_name(cluster_id: str) -> str:
+    """The kwokctl cluster name for an emulator cluster id: '<name>-<hash>'.
+
+    The hash of the whole id keeps clusters of the same name in different
+    projects or locations apart; names never contain dots, ids always do.
+    """
+    _, _, name = split_cluster_id(cluster_id)
+    return f"{_dns_label(name, _NAME_LIMIT - 9)}-{_short_hash(cluster_id)}"
+
+
+def node_name(cluster_id: str, pool: str, index: int) -> str:
+    """GKE-style node name, gke-<cluster>-<pool>-<hash>-<n>, at most 63 characters."""
+    _, _, name = split_cluster_id(cluster_id)
+    pool_hash = _short_hash(f"{cluster_id}/{pool}")
+    return f"gke-{_dns_label(name, 20)}-{_dns_label(pool, 20)}-{pool_hash}-{index}"
+
+
+def region_of(location: str) -> str:
+    """'us-central1-a' -> 'us-central1'; a region is its own region."""
+    return re.sub(r"-[a-z]$", "", location)
+
+
+def node_manifest(cluster_id: str, pool: str, index: int, machine_type: str,
+                  kubelet_version: str) -> dict:
+    """A fake Node as GKE labels it; kwok's node stages make it Ready."""
+    _, location, _ = split_cluster_id(cluster_id)
+    name = node_name(cluster_id, pool, index)
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                NODE_POOL_LABEL: pool,
+                "node.kubernetes.io/instance-type": machine_type,
+                "topology.kubernetes.io/zone": location,
+                "topology.kubernetes.io/region": region_of(location),
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+            "annotations": dict(FAKE_NODE_ANNOTATION),
+        },
+        # Nodes keep the status they are created with; the node-ready stage
+        # fills in the rest and keeps these values.
+        "status": {"nodeInfo": {"kubeletVersion": kubelet_version,
+                                "kubeProxyVersion": kubelet_version}},
+    }
+
+
+def node_index(name: str) -> int:
+    return int(name.rsplit("-", 1)[1])
+
+
+def token_auth_csv(tokens: list[str]) -> str:
+    """kube-apiserver --token-auth-file content: token,user,uid,"groups"."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for number, token in enumerate(tokens, start=1):
+        if not token or any(char in token for char in ',"\r\n'):
+            raise BackendError(
+                f"token {number} of {len(tokens)} is empty or contains a comma, quote or "
+                "newline; kube-apiserver's token file cannot hold it")
+        writer.writerow([token, f"sandbox-admin-{number}", f"sandbox-admin-{number}",
+                         "system:masters"])
+    return out.getvalue()
+
+
+def load_stages(delay_ms: int) -> tuple[list[dict], dict]:
+    """(node and pod stages, the load-balancer stage with its delay set)."""
+    others, load_balancer = [], None
+    for path in sorted(STAGES_DIR.glob("*.yaml")):
+        stage = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if stage["metadata"]["name"] == LOAD_BALANCER_STAGE:
+            load_balancer = stage
+        else:
+            others.append(stage)
+    if load_balancer is None:
+        raise BackendError(f"{STAGES_DIR} has no Stage named {LOAD_BALANCER_STAGE}")
+    return others, with_delay(load_balancer, delay_ms)
+
+
+def with_delay(stage: dict, delay_ms: int) -> dict:
+    stage = copy.deepcopy(stage)
+    stage["spec"]["delay"] = {"durationMilliseconds": int(delay_ms)}
+    return stage
+
+
+def kwokctl_create_argv(bin_dir: Path, name: str, token_file: Path) -> list[str]:
+    """`kwokctl create cluster` with every binary given explicitly (no downloads)."""
+    return [
+        str(bin_dir / "kwokctl"), "create", "cluster",
+        "--name", name,
+        "--config", str(KWOKCTL_CONFIG),
+        "--runtime", "binary",
+        "--kube-apiserver-binary", str(bin_dir / "kube-apiserver"),
+        "--kube-controller-manager-binary", str(bin_dir / "kube-controller-manager"),
+        "--kube-scheduler-binary", str(bin_dir / "kube-scheduler"),
+        "--etcd-binary", str(bin_dir / "etcd"),
+        "--kwok-controller-binary", str(bin_dir / "kwok"),
+        "--extra-args", f"kube-apiserver=token-auth-file={token_file}",
+        "--kubeconfig", "",  # leave ~/.kube/config alone
+    ]
+
+
+def tool_env(bin_dir: Path, workdir: Path) -> dict[str, str]:
+    """Environment of kwokctl: our binaries first, no proxy, our workdir."""
+    return {
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", str(workdir)),
+        "KWOK_WORKDIR": str(workdir),
+        # kwokctl finds kubectl on PATH; the variable is a second guard
+        # against its download fallback.
+        "KWOK_KUBECTL_BINARY": str(bin_dir / "kubectl"),
+    }
+
+
+# ---------------------------------------------------------------- the backend
+
+
+class KwokBackend:
+    """Creates and deletes KWOK clusters; see the module docstring for the layout."""
+
+    def __init__(self, sandbox_dir: Path, bin_dir: Path, tokens: list[str]):
+        self.sandbox_dir = Path(sandbox_dir).resolve()
+        self.bin_dir = Path(bin_dir).resolve()
+        self.workdir = self.sandbox_dir / "kwok"
+        self.log_dir = self.sandbox_dir / "logs"
+        self._token_csv = token_auth_csv(list(tokens))
+        self._probe_token = tokens[0] if tokens else None
+        # kwokctl picks free ports before its components bind them, so two
+        # concurrent creates could pick the same port: one create at a time.
+        self._kwokctl_lock = threading.Lock()
+        # Guards the load-balancer setting and its application to clusters.
+        self._lb_lock = threading.Lock()
+        self._lb_assign = True
+        self._lb_delay_ms = DEFAULT_LB_DELAY_MS
+        self.timings: dict[str, dict[str, float]] = {}  # cluster id -> step -> seconds
+
+    # ------------------------------------------------------------ paths
+
+    def _cluster_dir(self, name: str) -> Path:
+        return self.workdir / "clusters" / name
+
+    def _backend_dir(self, name: str) -> Path:
+        return self.workdir / "backend" / name
+
+    def _resolve_name(self, cluster_id: str) -> str:
+        # list_clusters returns bare kwokctl names for clusters we have no id
+        # for (made outside this backend); accept those back as they are.
+        if "." not in cluster_id and self._cluster_dir(cluster_id).is_dir():
+            return cluster_id
+        return kwok_cluster_name(cluster_id)
+
+    def _exists(self, name: str) -> bool:
+        return (self._cluster_dir(name) / "kwok.yaml").is_file()
+
+    # ------------------------------------------------------------ interface
+
+    def create_cluster(self, cluster_id: str) -> ClusterAccess:
+        name = kwok_cluster_name(cluster_id)
+        started = time.monotonic()
+        timings = self.timings.setdefault(cluster_id, {})
+        if self._exists(name):
+            log.warning("cluster %s (%s) exists from an earlier run; recreating it",
+                        cluster_id, name)
+            self.delete_cluster(cluster_id)
+        try:
+            with _as_backend_error(f"creating cluster {cluster_id}"):
+                token_file = self._write_backend_files(name, cluster_id)
+                self._run_kwokctl(name, kwokctl_create_argv(self.bin_dir, name, token_file),
+                                  KWOKCTL_CREATE_TIMEOUT)
+                timings["kwokctl_create"] = time.monotonic() - started
+                access = self._access(name)
+                self._wait_ready(access, name)
+                timings["apiserver_ready"] = time.monotonic() - started
+                self._install_stages(name)
+                timings["stages_installed"] = time.monotonic() - started
+        except BackendError as error:
+            self._cleanup_failed_create(cluster_id, error)
+            raise
+        log.info("cluster %s (%s) ready at %s in %.1f s", cluster_id, name,
+                 access.endpoint, timings["stages_installed"])
+        return access
+
+    def delete_cluster(self, cluster_id: str) -> None:
+        name = self._resolve_name(cluster_id)
+        started = time.monotonic()
+        with _as_backend_error(f"deleting cluster {cluster_id}"):
+            pids = self._component_pids(name)
+            if self._cluster_dir(name).exists():
+                self._run_kwokctl(name, [str(self.bin_dir / "kwokctl"), "delete", "cluster",
+                                         "--name", name, "--kubeconfig", ""],
+                                  KWOKCTL_DELETE_TIMEOUT)
+            self._stop_leftover_processes(name, pids)
+            for directory in (self._cluster_dir(name), self._backend_dir(name)):
+                if directory.exists():
+                    shutil.rmtree(directory)
+        self.timings.setdefault(cluster_id, {})["delete"] = time.monotonic() - started
+
+    def ensure_node_pool(self, cluster_id: str, pool: str, node_count: int,
+                         machine_type: str) -> None:
+        if node_count < 0:
+            raise BackendError(f"node pool {pool}: node count {node_count} is negative")
+        name = self._existing_name(cluster_id)
+        started = time.monotonic()
+        with _as_backend_error(f"node pool {pool} of {cluster_id}"), self._api(name) as api:
+            core = client.CoreV1Api(api)
+            kubelet_version = client.VersionApi(api).get_code().git_version
+            existing = {node.metadata.name for node in self._pool_nodes(core, pool)}
+            wanted = {node_name(cluster_id, pool, index) for index in range(node_count)}
+            for index in range(node_count):
+                if node_name(cluster_id, pool, index) not in existing:
+                    core.create_node(node_manifest(cluster_id, pool, index, machine_type,
+                                                   kubelet_version))
+            for extra in sorted(existing - wanted, key=node_index, reverse=True):
+                _delete_ignoring_missing(lambda node=extra: core.delete_node(node))
+            self._wait_for(
+                lambda: self._pool_state(core, pool) == (node_count, node_count),
+                NODES_READY_TIMEOUT,
+                lambda: f"node pool {pool} of {cluster_id}: wanted {node_count} Ready nodes, "
+                        f"have (nodes, ready) = {self._pool_state(core, pool)}",
+            )
+        self.timings.setdefault(cluster_id, {})[f"pool {pool} ready"] = (
+            time.monotonic() - started)
+
+    def delete_node_pool(self, cluster_id: str, pool: str) -> None:
+        name = self._existing_name(cluster_id)
+        with _as_backend_error(f"node pool {pool} of {cluster_id}"), self._api(name) as api:
+            core = client.CoreV1Api(api)
+            for node in self._pool_nodes(core, pool):
+                _delete_ignoring_missing(lambda node=node: core.delete_node(node.metadata.name))
+            self._wait_for(
+                lambda: not self._pool_nodes(core, pool), NODES_GONE_TIMEOUT,
+                lambda: f"node pool {pool} of {cluster_id}: nodes still present after delete",
+            )
+
+    def list_clusters(self) -> list[str]:
+        """Emulator ids of every cluster in the workdir (bare names if we lack the id)."""
+        clusters_dir = self.workdir / "clusters"
+        if not clusters_dir.is_dir():
+            return []
+        ids = []
+        for cluster_dir in sorted(clusters_dir.iterdir()):
+            id_file = self._backend_dir(cluster_dir.name) / "cluster-id"
+            if id_file.is_file():
+                ids.append(id_file.read_text(encoding="utf-8").strip())
+            elif (cluster_dir / "kwok.yaml").is_file():
+                ids.append(cluster_dir.name)
+        return ids
+
+    def set_load_balancer(self, assign: bool, delay_ms: int) -> None:
+        """Switch LoadBalancer IP assignment in running clusters and future ones."""
+        if delay_ms < 0:
+            raise BackendError(f"lb_delay_ms {delay_ms} is negative")
+        with self._lb_lock:
+            self._lb_assign, self._lb_delay_ms = bool(assign), int(delay_ms)
+            failures = []
+            for cluster_id in self.list_clusters():
+                name = self._resolve_name(cluster_id)
+                # Clusters still being created get the setting when their
+                # stages are installed (under this same lock).
+                if not (self._backend_dir(name) / STAGES_MARKER).is_file():
+                    continue
+                try:
+                    with _as_backend_error(cluster_id), self._api(name) as api:
+                        self._apply_load_balancer_stage(client.CustomObjectsApi(api))
+                except BackendError as error:
+                    failures.append(str(error))
+        if failures:
+            raise BackendError("load balancer setting not applied to " + "; ".join(failures))
+
+    # ------------------------------------------------------------ kwokctl
+
+    def _run_kwokctl(self, name: str, argv: list[str], timeout: int) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"kwok-{name}.log"
+        with self._kwokctl_lock, log_path.open("a", encoding="utf-8") as log_file:
+            log_file.write(f"\n$ {' '.join(argv[1:4])} --name {name}\n")
+            log_file.flush()
+            try:
+                result = subprocess.run(
+                    argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    env=tool_env(self.bin_dir, self.workdir), timeout=timeout, check=False,
+                )
+            except subprocess.TimeoutExpired as error:
+                raise BackendError(
+                    f"kwokctl {argv[1]} cluster {name} did not finish within {timeout} s "
+                    f"(log: {log_path})") from error
+        if result.returncode != 0:
+            raise BackendError(
+                f"kwokctl {argv[1]} cluster {name} failed with exit code {result.returncode}: "
+                f"{_tail(log_path)} (log: {log_path})")
+
+    def _write_backend_files(self, name: str, cluster_id: str) -> Path:
+        """Write our per-cluster files; return the token file (0600: it holds secrets)."""
+        backend_dir = self._backend_dir(name)
+        backend_dir.mkdir(parents=True, exist_ok=True)
+        (backend_dir / "cluster-id").write_text(cluster_id + "\n", encoding="utf-8")
+        token_file = backend_dir / "tokens.csv"
+        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(self._token_csv)
+        return token_file
+
+    def _cleanup_failed_create(self, cluster_id: str, error: BackendError) -> None:
+        log.error("creating cluster %s failed: %s; removing what was started", cluster_id, error)
+        try:
+            self.delete_cluster(cluster_id)
+        except BackendError as cleanup_error:
+            log.error("cleanup of cluster %s failed too: %s", cluster_id, cleanup_error)
+
+    def _component_pids(self, name: str) -> dict[int, str]:
+        """PIDs kwokctl recorded for the cluster's components -> component name."""
+        pids = {}
+        for pid_file in sorted((self._cluster_dir(name) / "pids").glob("*.pid")):
+            try:
+                pids[int(pid_file.read_text(encoding="utf-8").strip())] = pid_file.stem
+            except ValueError:
+                log.warning("ignoring unreadable pid file %s", pid_file)
+        return pids
+
+    def _stop_leftover_processes(self, name: str, pids: dict[int, str]) -> None:
+        """Make sure every component kwokctl started for this cluster has exited."""
+        marker = str(self._cluster_dir(name))
+
+        def alive() -> list[int]:
+            return [pid for pid in pids if _runs_from(pid, marker)]
+
+        try:
+            self._wait_for(lambda: not alive(), PROCESS_EXIT_TIMEOUT, lambda: "")
+            return
+        except BackendError:
+            pass
+        for pid in alive():  # only our own components, recognised by their workdir
+            log.warning("cluster %s: %s (pid %d) outlived kwokctl delete; terminating it",
+                        name, pids[pid], pid)
+            _signal(pid, signal.SIGTERM)
+        self._wait_for(
+            lambda: not alive(), PROCESS_EXIT_TIMEOUT,
+            lambda: f"cluster {name}: processes still running after SIGTERM: "
+                    + ", ".join(f"{pids[pid]} (pid {pid})" for pid in alive()),
+        )
+
+    # ------------------------------------------------------------ API access
+
+    def _existing_name(self, cluster_id: str) -> str:
+        name = self._resolve_name(cluster_id)
+        if not self._exists(name):
+            raise BackendError(f"cluster {cluster_id} does not exist in {self.workdir}")
+        return name
+
+    def _access(self, name: str) -> ClusterAccess:
+        kubeconfig = yaml.safe_load(
+            (self._cluster_dir(name) / "kubeconfig.yaml").read_text(encoding="utf-8"))
+        server = kubeconfig["clusters"][0]["cluster"]["server"]
+        match = re.fullmatch(r"https://127\.0\.0\.1:(\d+)", server)
+        if not match:
+            raise BackendError(f"cluster {name}: kubeconfig server {server!r} is not "
+                               "https://127.0.0.1:<port>")
+        ca_pem = (self._cluster_dir(name) / "pki" / "ca.crt").read_text(encoding="utf-8")
+        return ClusterAccess(endpoint=f"127.0.0.1:{match.group(1)}", ca_pem=ca_pem)
+
+    def _api(self, name: str) -> client.ApiClient:
+        """API client with kwokctl's admin certificate; never uses a proxy."""
+        access = self._access(name)
+        pki = self._cluster_dir(name) / "pki"
+        configuration = client.Configuration(
+            host=f"https://{access.endpoint}",
+            ssl_ca_cert=str(pki / "ca.crt"),
+            cert_file=str(pki / "admin.crt"),
+            key_file=str(pki / "admin.key"),
+            proxy="",  # not None: None would pick HTTPS_PROXY up from the environment
+        )
+        return client.ApiClient(configuration)
+
+    def _wait_ready(self, access: ClusterAccess, name: str) -> None:
+        """Poll /readyz with a sandbox token: proves the apiserver and token auth."""
+        context = ssl.create_default_context(cadata=access.ca_pem)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=context))
+        request = urllib.request.Request(f"https://{access.endpoint}/readyz")
+        if self._probe_token:
+            request.add_header("Authorization", f"Bearer {self._probe_token}")
+        last = {"answer": "no answer"}
+
+        def ready() -> bool:
+            try:
+                with opener.open(request, timeout=5) as response:
+                    return response.status == 200
+            except urllib.error.HTTPError as error:
+                last["answer"] = f"HTTP {error.code}"
+            except (urllib.error.URLError, OSError) as error:
+                last["answer"] = str(error)
+            return False
+
+        self._wait_for(ready, APISERVER_READY_TIMEOUT,
+                       lambda: f"cluster {name}: /readyz at {access.endpoint} not OK "
+                               f"(last answer: {last['answer']})")
+
+    # ------------------------------------------------------------ stages
+
+    def _install_stages(self, name: str) -> None:
+        with self._lb_lock, self._api(name) as api:
+            custom = client.CustomObjectsApi(api)
+            node_and_pod_stages, _ = load_stages(self._lb_delay_ms)
+            # kwokctl registers the Stage CRD just before it returns; wait
+            # until the API serves it.
+            self._wait_for(lambda: _stage_api_served(custom), STAGE_CRD_TIMEOUT,
+                           lambda: f"cluster {name}: the kwok Stage API is not served")
+            for stage in node_and_pod_stages:
+                _create_or_replace_stage(custom, stage)
+            self._apply_load_balancer_stage(custom)
+            (self._backend_dir(name) / STAGES_MARKER).touch()
+
+    def _apply_load_balancer_stage(self, custom: client.CustomObjectsApi) -> None:
+        """Caller holds _lb_lock."""
+        if self._lb_assign:
+            _, stage = load_stages(self._lb_delay_ms)
+            _create_or_replace_stage(custom, stage)
+        else:
+            _delete_ignoring_missing(lambda: custom.delete_cluster_custom_object(
+                STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, LOAD_BALANCER_STAGE))
+
+    # ------------------------------------------------------------ nodes
+
+    @staticmethod
+    def _pool_nodes(core: client.CoreV1Api, pool: str) -> list:
+        return core.list_node(label_selector=f"{NODE_POOL_LABEL}={pool}").items
+
+    def _pool_state(self, core: client.CoreV1Api, pool: str) -> tuple[int, int]:
+        nodes = self._pool_nodes(core, pool)
+        ready = sum(1 for node in nodes if _is_ready(node))
+        return len(nodes), ready
+
+    # ------------------------------------------------------------ waiting
+
+    @staticmethod
+    def _wait_for(condition: Callable[[], bool], timeout: float,
+                  describe: Callable[[], str]) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if condition():
+                return
+            if time.monotonic() >= deadline:
+                raise BackendError(f"gave up after {timeout:g} s: {describe()}")
+            time.sleep(POLL_INTERVAL)
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _is_ready(node) -> bool:
+    conditions = (node.status and node.status.conditions) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def _stage_api_served(custom: client.CustomObjectsApi) -> bool:
+    try:
+        custom.list_cluster_custom_object(STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def _create_or_replace_stage(custom: client.CustomObjectsApi, stage: dict) -> None:
+    name = stage["metadata"]["name"]
+    try:
+        custom.create_cluster_custom_object(STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, stage)
+        return
+    except ApiException as error:
+        if error.status != 409:
+            raise BackendError(f"creating Stage {name}: {_api_reason(error)}") from error
+    current = custom.get_cluster_custom_object(STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, name)
+    replacement = copy.deepcopy(stage)
+    replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    custom.replace_cluster_custom_object(STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, name,
+                                         replacement)
+
+
+def _delete_ignoring_missing(delete: Callable[[], object]) -> None:
+    try:
+        delete()
+    except ApiException as error:
+        if error.status != 404:
+            raise BackendError(_api_reason(error)) from error
+
+
+def _api_reason(error: ApiException) -> str:
+    try:
+        return json.loads(error.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return f"HTTP {error.status} {error.reason}"
+
+
+def _runs_from(pid: int, marker: str) -> bool:
+    """True if pid is alive and its command line mentions marker (our cluster dir)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    if status.rsplit(")", 1)[1].split()[0] == "Z":  # exited, waiting to be reaped
+        return False
+    return marker.encode() in cmdline
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+        os.kill(pid, signum)
+
+
+@contextlib.contextmanager
+def _as_backend_error(what: str):
+    """Turn API, network and file errors into BackendError naming the operation."""
+    try:
+        yield
+    except BackendError:
+        raise
+    except ApiException as error:
+        raise BackendError(f"{what}: {_api_reason(error)}") from error
+    except (OSError, urllib3.exceptions.HTTPError, yaml.YAMLError, KeyError) as error:
+        raise BackendError(f"{what}: {type(error).__name__}: {error}") from error
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])

@@ -1,0 +1,385 @@
+"""KwokBackend: naming, manifests, config rendering, and one real cluster when built."""
+
+import ipaddress
+import json
+import os
+import re
+import ssl
+import stat
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sandbox.emulator import kwok_backend
+from sandbox.emulator.kwok_backend import BackendError, KwokBackend
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CLUSTER_ID = "dask-gke-sandbox.us-central1-a.dask"
+TOOLS = ("kwokctl", "kwok", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+         "kubectl", "etcd", "helm")
+
+
+# ---------------------------------------------------------------- naming
+
+
+def test_cluster_id_splits_from_the_right():
+    assert kwok_backend.split_cluster_id(CLUSTER_ID) == ("dask-gke-sandbox", "us-central1-a",
+                                                         "dask")
+    assert kwok_backend.split_cluster_id("example.com:proj.europe-west1.c1") == (
+        "example.com:proj", "europe-west1", "c1")
+
+
+@pytest.mark.parametrize("bad", ["dask", "p.dask", "p..dask", ".l.n"])
+def test_malformed_cluster_id_is_a_backend_error(bad):
+    with pytest.raises(BackendError, match=re.escape("<project>.<location>.<name>")):
+        kwok_backend.split_cluster_id(bad)
+
+
+def test_kwok_names_are_stable_distinct_and_valid():
+    name = kwok_backend.kwok_cluster_name(CLUSTER_ID)
+    assert name == kwok_backend.kwok_cluster_name(CLUSTER_ID)
+    assert name.startswith("dask-")
+    others = {kwok_backend.kwok_cluster_name(f"{project}.{location}.dask")
+              for project in ("a", "b") for location in ("us-central1-a", "us-east1")}
+    assert len(others) == 4
+    long_name = kwok_backend.kwok_cluster_name("p.l." + "x" * 80)
+    for candidate in (name, long_name, *others):
+        assert len(candidate) <= 40
+        assert "." not in candidate
+        assert candidate.replace("-", "").isalnum()
+        assert candidate == candidate.lower()
+
+
+def test_node_names_are_gke_style_and_fit_a_label():
+    names = {kwok_backend.node_name(CLUSTER_ID, pool, index)
+             for pool in ("default-pool", "workers") for index in range(5)}
+    assert len(names) == 10
+    first = kwok_backend.node_name(CLUSTER_ID, "default-pool", 0)
+    assert first.startswith("gke-dask-default-pool-")
+    assert first.endswith("-0")
+    long = kwok_backend.node_name("p.l." + "c" * 60, "p" * 60, 999)
+    assert len(long) <= 63
+
+
+@pytest.mark.parametrize(("location", "region"), [
+    ("us-central1-a", "us-central1"), ("europe-west4", "europe-west4")])
+def test_region_of(location, region):
+    assert kwok_backend.region_of(location) == region
+
+
+def test_node_manifest_carries_gke_labels_and_the_kwok_annotation():
+    node = kwok_backend.node_manifest(CLUSTER_ID, "default-pool", 2, "n1-standard-1", "v1.36.3")
+    labels = node["metadata"]["labels"]
+    assert node["metadata"]["name"] == kwok_backend.node_name(CLUSTER_ID, "default-pool", 2)
+    assert labels["cloud.google.com/gke-nodepool"] == "default-pool"
+    assert labels["node.kubernetes.io/instance-type"] == "n1-standard-1"
+    assert labels["topology.kubernetes.io/zone"] == "us-central1-a"
+    assert labels["topology.kubernetes.io/region"] == "us-central1"
+    assert labels["kubernetes.io/hostname"] == node["metadata"]["name"]
+    assert node["metadata"]["annotations"] == {"kwok.x-k8s.io/node": "fake"}
+    assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.3"
+    assert kwok_backend.node_index(node["metadata"]["name"]) == 2
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def test_token_file_makes_every_token_a_cluster_admin():
+    rows = [line.split(",", 3) for line in
+            kwok_backend.token_auth_csv(["tok-a", "tok-b"]).splitlines()]
+    assert [row[0] for row in rows] == ["tok-a", "tok-b"]
+    assert all(row[3] == "system:masters" for row in rows)
+    assert len({row[1] for row in rows}) == 2
+
+
+@pytest.mark.parametrize("bad", ["", "a,b", 'a"b', "a\nb"])
+def test_token_file_rejects_tokens_csv_cannot_hold(bad):
+    with pytest.raises(BackendError, match="token 2 of 2"):
+        kwok_backend.token_auth_csv(["good", bad])
+
+
+# ---------------------------------------------------------------- kwok configuration
+
+
+def test_kwokctl_config_keeps_everything_on_loopback_with_stage_crd():
+    config = yaml.safe_load(kwok_backend.KWOKCTL_CONFIG.read_text())
+    assert config["kind"] == "KwokctlConfiguration"
+    assert config["options"]["runtime"] == "binary"
+    assert config["options"]["bindAddress"] == "127.0.0.1"
+    assert config["options"]["enableCRDs"] == ["Stage"]
+    apiserver = next(p for p in config["componentsPatches"] if p["name"] == "kube-apiserver")
+    args = {arg["key"]: arg["value"] for arg in apiserver["extraArgs"]}
+    assert args["advertise-address"] == "127.0.0.1"
+
+
+def test_stage_files_are_kwok_stages_covering_nodes_pods_and_services():
+    stages = [yaml.safe_load(path.read_text()) for path in kwok_backend.STAGES_DIR.glob("*.yaml")]
+    assert all(s["apiVersion"] == "kwok.x-k8s.io/v1alpha1" and s["kind"] == "Stage"
+               for s in stages)
+    names = [s["metadata"]["name"] for s in stages]
+    assert len(names) == len(set(names))
+    kinds = {s["spec"]["resourceRef"]["kind"] for s in stages}
+    assert kinds == {"Node", "Pod", "Service"}
+
+
+def test_load_balancer_stage_selects_services_waiting_for_an_ip():
+    others, load_balancer = kwok_backend.load_stages(1234)
+    assert kwok_backend.LOAD_BALANCER_STAGE not in [s["metadata"]["name"] for s in others]
+    assert load_balancer["spec"]["resourceRef"] == {"apiGroup": "v1", "kind": "Service"}
+    expressions = {e["key"]: e for e in load_balancer["spec"]["selector"]["matchExpressions"]}
+    assert expressions[".spec.type"]["operator"] == "In"
+    assert expressions[".spec.type"]["values"] == ["LoadBalancer"]
+    assert expressions[".status.loadBalancer.ingress"]["operator"] == "DoesNotExist"
+    assert load_balancer["spec"]["delay"] == {"durationMilliseconds": 1234}
+    assert '"127.0.%d.%d"' in load_balancer["spec"]["next"]["statusTemplate"]
+
+
+def test_with_delay_leaves_the_original_alone():
+    _, stage = kwok_backend.load_stages(500)
+    changed = kwok_backend.with_delay(stage, 0)
+    assert changed["spec"]["delay"]["durationMilliseconds"] == 0
+    assert stage["spec"]["delay"]["durationMilliseconds"] == 500
+
+
+def test_kwokctl_gets_every_binary_explicitly(tmp_path):
+    bin_dir = tmp_path / "bin"
+    argv = kwok_backend.kwokctl_create_argv(bin_dir, "c1", tmp_path / "tokens.csv")
+    flags = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert argv[:3] == [str(bin_dir / "kwokctl"), "create", "cluster"]
+    assert flags["--runtime"] == "binary"
+    for flag, binary in [("--kube-apiserver-binary", "kube-apiserver"),
+                         ("--kube-controller-manager-binary", "kube-controller-manager"),
+                         ("--kube-scheduler-binary", "kube-scheduler"),
+                         ("--etcd-binary", "etcd"), ("--kwok-controller-binary", "kwok")]:
+        assert flags[flag] == str(bin_dir / binary)
+    assert flags["--kubeconfig"] == ""
+    assert flags["--extra-args"] == f"kube-apiserver=token-auth-file={tmp_path / 'tokens.csv'}"
+    assert Path(flags["--config"]).is_file()
+
+
+def test_tool_env_puts_our_kubectl_first_and_drops_proxies(tmp_path, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+    env = kwok_backend.tool_env(tmp_path / "bin", tmp_path / "kwok")
+    assert env["PATH"].split(":")[0] == str(tmp_path / "bin")
+    assert env["KWOK_WORKDIR"] == str(tmp_path / "kwok")
+    assert not {key for key in env if "proxy" in key.lower()}
+
+
+# ---------------------------------------------------------------- backend without a cluster
+
+
+def _fake_kwokctl(bin_dir: Path, record: Path, exit_code: int) -> None:
+    """A kwokctl stand-in that records argv, env and the token file mode, then fails."""
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "kwokctl"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$@" > "{record}.argv"\n'
+        f'env > "{record}.env"\n'
+        'token_file=$(printf "%s\\n" "$@" | sed -n "s/^kube-apiserver=token-auth-file=//p")\n'
+        f'stat -c %a "$token_file" > "{record}.mode"\n'
+        'echo "Error: simulated failure" >&2\n'
+        f"exit {exit_code}\n")
+    script.chmod(0o755)
+
+
+def test_failed_create_reports_kwokctl_and_cleans_up(tmp_path, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+    record = tmp_path / "record"
+    _fake_kwokctl(tmp_path / "bin", record, exit_code=3)
+    backend = KwokBackend(tmp_path / "sandbox", tmp_path / "bin", ["secret-token"])
+    with pytest.raises(BackendError, match=r"exit code 3.*simulated failure"):
+        backend.create_cluster(CLUSTER_ID)
+    argv = record.with_suffix(".argv").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in record.with_suffix(".env").read_text().splitlines()
+               if "=" in line)
+    assert argv[:2] == ["create", "cluster"]
+    assert env["KWOK_WORKDIR"] == str(tmp_path / "sandbox" / "kwok")
+    assert "HTTPS_PROXY" not in env
+    assert record.with_suffix(".mode").read_text().strip() == "600"
+    name = kwok_backend.kwok_cluster_name(CLUSTER_ID)
+    assert not (tmp_path / "sandbox" / "kwok" / "backend" / name).exists()
+    log_text = (tmp_path / "sandbox" / "logs" / f"kwok-{name}.log").read_text()
+    assert "simulated failure" in log_text
+    assert "secret-token" not in log_text
+    assert backend.list_clusters() == []
+
+
+def test_list_clusters_returns_emulator_ids(tmp_path):
+    backend = KwokBackend(tmp_path, tmp_path / "bin", ["t"])
+    ours = kwok_backend.kwok_cluster_name(CLUSTER_ID)
+    for name in (ours, "stray"):
+        (tmp_path / "kwok" / "clusters" / name).mkdir(parents=True)
+        (tmp_path / "kwok" / "clusters" / name / "kwok.yaml").write_text("{}")
+    (tmp_path / "kwok" / "backend" / ours).mkdir(parents=True)
+    (tmp_path / "kwok" / "backend" / ours / "cluster-id").write_text(CLUSTER_ID + "\n")
+    assert backend.list_clusters() == [CLUSTER_ID, "stray"]
+
+
+def test_deleting_a_missing_cluster_is_a_no_op(tmp_path):
+    backend = KwokBackend(tmp_path, tmp_path / "no-bin", ["t"])
+    backend.delete_cluster(CLUSTER_ID)
+    backend.delete_cluster(CLUSTER_ID)
+    assert backend.list_clusters() == []
+
+
+def test_node_pools_need_an_existing_cluster(tmp_path):
+    backend = KwokBackend(tmp_path, tmp_path / "bin", ["t"])
+    with pytest.raises(BackendError, match="does not exist"):
+        backend.ensure_node_pool(CLUSTER_ID, "default-pool", 3, "n1-standard-1")
+    with pytest.raises(BackendError, match="does not exist"):
+        backend.delete_node_pool(CLUSTER_ID, "default-pool")
+
+
+def test_load_balancer_setting_is_kept_for_later_clusters(tmp_path):
+    backend = KwokBackend(tmp_path, tmp_path / "bin", ["t"])
+    backend.set_load_balancer(False, 50)
+    assert (backend._lb_assign, backend._lb_delay_ms) == (False, 50)
+    with pytest.raises(BackendError, match="negative"):
+        backend.set_load_balancer(True, -1)
+
+
+# ---------------------------------------------------------------- a real cluster
+
+
+def _bin_dir() -> Path:
+    if os.environ.get("SANDBOX_BIN_DIR"):
+        return Path(os.environ["SANDBOX_BIN_DIR"])
+    printed = subprocess.run([str(REPO_ROOT / "sandbox" / "tools" / "build.sh"), "--print"],
+                             capture_output=True, text=True, check=True, timeout=30)
+    return Path(printed.stdout.strip().splitlines()[-1])
+
+
+def _missing_tools() -> list[str]:
+    return [tool for tool in TOOLS if not os.access(_bin_dir() / tool, os.X_OK)]
+
+
+def _get(endpoint: str, ca_pem: str, token: str, path: str) -> dict:
+    context = ssl.create_default_context(cadata=ca_pem)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=context))
+    request = urllib.request.Request(f"https://{endpoint}{path}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with opener.open(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _wait(what: str, condition, timeout: float) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+@pytest.mark.sandbox
+@pytest.mark.skipif(bool(_missing_tools()),
+                    reason=f"sandbox tools not built: {', '.join(_missing_tools())}")
+def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end story
+    token = "sandbox-test-token-0123456789"
+    bin_dir = _bin_dir()
+    backend = KwokBackend(tmp_path / "sandbox", bin_dir, [token])
+    kubeconfig = tmp_path / "kubeconfig"
+    timings = {}
+    try:
+        started = time.monotonic()
+        access = backend.create_cluster(CLUSTER_ID)
+        timings["create to ready"] = time.monotonic() - started
+        assert access.endpoint.startswith("127.0.0.1:")
+        assert backend.list_clusters() == [CLUSTER_ID]
+
+        version = _get(access.endpoint, access.ca_pem, token, "/version")
+        assert version["gitVersion"] == "v1.36.3"
+
+        started = time.monotonic()
+        backend.ensure_node_pool(CLUSTER_ID, "default-pool", 5, "n1-standard-1")
+        timings["5 nodes Ready"] = time.monotonic() - started
+        nodes = _get(access.endpoint, access.ca_pem, token,
+                     "/api/v1/nodes?labelSelector=cloud.google.com/gke-nodepool%3Ddefault-pool")
+        assert len(nodes["items"]) == 5
+        backend.ensure_node_pool(CLUSTER_ID, "default-pool", 3, "n1-standard-1")
+        nodes = _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")
+        assert sorted(kwok_backend.node_index(n["metadata"]["name"]) for n in nodes["items"]) == [
+            0, 1, 2]
+
+        ca_file = tmp_path / "ca.pem"
+        ca_file.write_text(access.ca_pem)
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "sandbox",
+            "clusters": [{"name": "sandbox", "cluster": {
+                "server": f"https://{access.endpoint}", "certificate-authority": str(ca_file)}}],
+            "users": [{"name": "sandbox", "user": {"token": token}}],
+            "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox",
+                                                         "user": "sandbox"}}],
+        }))
+        kubeconfig.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path),
+               "KUBECONFIG": str(kubeconfig),
+               **{f"HELM_{kind}_HOME": str(tmp_path / "helm" / kind.lower())
+                  for kind in ("CONFIG", "CACHE", "DATA")}}
+
+        def ingress_ip(namespace: str, name: str) -> str | None:
+            listed = _get(access.endpoint, access.ca_pem, token,
+                          f"/api/v1/namespaces/{namespace}/services")
+            service = next((s for s in listed["items"] if s["metadata"]["name"] == name), {})
+            ingress = service.get("status", {}).get("loadBalancer", {}).get("ingress") or [{}]
+            return ingress[0].get("ip")
+
+        helms = [b for b in ("helm", "helm3") if os.access(bin_dir / b, os.X_OK)]
+        for helm in helms:
+            # One namespace per release: the chart's RBAC names are fixed (as upstream).
+            release = f"dask-{helm}"
+            started = time.monotonic()
+            result = subprocess.run(
+                [str(bin_dir / helm), "install", release, str(REPO_ROOT / "sandbox/charts/dask"),
+                 "--namespace", release, "--create-namespace", "--wait", "--timeout", "120s",
+                 "--set", "scheduler.serviceType=LoadBalancer",
+                 "--set", "jupyter.serviceType=LoadBalancer"],
+                env=env, capture_output=True, text=True, timeout=180, check=False)
+            assert result.returncode == 0, result.stderr
+            timings[f"{helm} install --wait"] = time.monotonic() - started
+            for service in (f"{release}-scheduler", f"{release}-jupyter"):
+                ip = ingress_ip(release, service)
+                assert ip is not None, f"{service} has no ingress IP after {helm} --wait"
+                assert ipaddress.ip_address(ip) in ipaddress.ip_network("127.0.0.0/8")
+        assert helms, "no helm binary built"
+
+        def new_lb_service(name: str) -> None:
+            result = subprocess.run(
+                [str(bin_dir / "kubectl"), "-n", "default", "create", "service", "loadbalancer",
+                 name, "--tcp=80:8080"], env=env, capture_output=True, text=True, timeout=30,
+                check=False)
+            assert result.returncode == 0, result.stderr
+
+        new_lb_service("lb-timing")
+        timings["LB IP latency (500 ms delay)"] = _wait(
+            "lb-timing ingress", lambda: ingress_ip("default", "lb-timing"), 20)
+
+        backend.set_load_balancer(False, 500)
+        new_lb_service("lb-fault")
+        time.sleep(3)
+        assert ingress_ip("default", "lb-fault") is None
+        backend.set_load_balancer(True, 100)
+        timings["LB IP after the fault is cleared"] = _wait(
+            "lb-fault ingress", lambda: ingress_ip("default", "lb-fault"), 60)
+
+        backend.delete_node_pool(CLUSTER_ID, "default-pool")
+        assert _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"] == []
+    finally:
+        name = kwok_backend.kwok_cluster_name(CLUSTER_ID)
+        pid_files = list((tmp_path / "sandbox/kwok/clusters" / name / "pids").glob("*.pid"))
+        pids = [int(p.read_text().strip()) for p in pid_files]
+        started = time.monotonic()
+        backend.delete_cluster(CLUSTER_ID)
+        timings["delete"] = time.monotonic() - started
+        print("timings:", json.dumps({k: round(v, 2) for k, v in timings.items()}))
+        print("backend timings:", json.dumps(backend.timings))
+    assert pids, "kwokctl recorded no component pids"
+    assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
+    assert not (tmp_path / "sandbox/kwok/clusters" / name).exists()
+    assert backend.list_clusters() == []
