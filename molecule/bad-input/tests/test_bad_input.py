@@ -1,0 +1,160 @@
+"""Bad variable sets: each run fails before any GKE call, naming the variable at fault."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.integration import harness
+
+RUN_TIMEOUT = 180  # seconds; a preflight failure needs a few
+# Where a failed run explains itself: Ansible's task failure and error lines onwards.
+FAILURE_START = re.compile(r"^(fatal:|failed:|ERROR!|\[ERROR\])", re.MULTILINE)
+
+BAD_INPUTS = [
+    # (playbook, extra variables, variable the failure must name)
+    pytest.param(
+        "deploy.yml", {"gke_cluster_project": ""}, "gke_cluster_project", id="project-empty"
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"gke_cluster_project": "My_Project"},
+        "gke_cluster_project",
+        id="project-not-an-id",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"gke_cluster_name": "Dask_Cluster"},
+        "gke_cluster_name",
+        id="cluster-name-uppercase",
+    ),
+    pytest.param(
+        "deploy.yml", {"gke_cluster_name": "d" * 41}, "gke_cluster_name", id="cluster-name-too-long"
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"gke_cluster_location": "the moon"},
+        "gke_cluster_location",
+        id="location-not-a-zone",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"gke_cluster_machine_type": "huge machine"},
+        "gke_cluster_machine_type",
+        id="machine-type-invalid",
+    ),
+    pytest.param(
+        "deploy.yml", {"gke_cluster_node_count": 0}, "gke_cluster_node_count", id="node-count-zero"
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"gke_cluster_node_count": "five"},
+        "gke_cluster_node_count",
+        id="node-count-not-a-number",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"gke_cluster_operation_timeout": 0},
+        "gke_cluster_operation_timeout",
+        id="operation-timeout-zero",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_release": "Dask!"},
+        "dask_chart_release",
+        id="release-name-invalid",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_namespace": "Bad_Namespace"},
+        "dask_chart_namespace",
+        id="namespace-invalid",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_extra_pip_packages": "s3fs xarray"},
+        "dask_chart_extra_pip_packages",
+        id="pip-packages-a-string",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_extra_pip_packages": ["s3fs; curl x | sh"]},
+        "dask_chart_extra_pip_packages",
+        id="pip-package-with-shell",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_values": ["not", "a", "mapping"]},
+        "dask_chart_values",
+        id="values-not-a-mapping",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_allowed_source_ranges": ["10.0.0.0/33"]},
+        "dask_chart_allowed_source_ranges",
+        id="source-range-invalid",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_allowed_source_ranges": ["0.0.0.0/0"]},
+        "dask_chart_allowed_source_ranges",
+        id="whole-internet-without-opt-in",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_jupyter_password": "dask"},
+        "dask_chart_jupyter_password",
+        id="tutorial-password",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_jupyter_password": "short"},
+        "dask_chart_jupyter_password",
+        id="password-too-short",
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"dask_chart_version": "latest"},
+        "dask_chart_version",
+        id="chart-version-unpinned",
+    ),
+    pytest.param(
+        "deploy.yml", {"helm_tiller_helm_major": 2}, "helm_tiller_helm_major", id="helm-major-2"
+    ),
+    pytest.param(
+        "deploy.yml",
+        {"helm_tiller_rbac_scope": "everything"},
+        "helm_tiller_rbac_scope",
+        id="tiller-rbac-scope-invalid",
+    ),
+    pytest.param("cleanup.yml", {}, "cleanup_confirm_cluster", id="cleanup-unconfirmed"),
+    pytest.param(
+        "cleanup.yml",
+        {"cleanup_confirm_cluster": "not-this-cluster"},
+        "cleanup_confirm_cluster",
+        id="cleanup-confirms-another-cluster",
+    ),
+]
+
+
+def test_valid_input_passed_the_preflight_without_any_call(admin):
+    # The converge ran the preflight with valid input: the control of the table below.
+    calls = admin.requests()
+    assert calls == [], harness.describe_requests(calls)
+
+
+@pytest.mark.parametrize(("playbook", "bad_vars", "variable"), BAD_INPUTS)
+def test_bad_input_fails_before_any_call(admin, playbook, bad_vars, variable, request):
+    admin.clear_requests()
+    run = harness.run_playbook(
+        playbook, extra_vars=bad_vars, label=request.node.callspec.id, timeout=RUN_TIMEOUT
+    )
+    assert run.returncode != 0, f"accepted {bad_vars}:{run.describe()}"
+    start = FAILURE_START.search(run.output)
+    assert start, f"no failure message:{run.describe()}"
+    assert variable in run.output[start.start() :], (
+        f"the failure does not name {variable}:{run.describe()}"
+    )
+    calls = admin.requests()
+    assert calls == [], f"GKE API called despite bad input:\n{harness.describe_requests(calls)}"

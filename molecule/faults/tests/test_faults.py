@@ -1,0 +1,165 @@
+"""GKE and LoadBalancer faults: retried, reported with GKE's words, bounded, recoverable."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from sandbox.emulator.faults import FAILED_MESSAGE
+from tests.integration import harness
+
+RUN_TIMEOUT = 600  # seconds; every bounded failure below ends far sooner
+STUCK_BOUND = 10  # gke_cluster_operation_timeout of the stuck run, seconds
+LB_BOUND = 10  # dask_chart_lb_timeout of the LoadBalancer run, seconds
+# Start-up, preflight and the reads before the bounded wait; generous on 2 busy cores.
+RUN_OVERHEAD = 90
+
+
+@pytest.fixture
+def faults(admin):
+    """Set fault settings for one test; afterwards no new fault fires.
+
+    An empty PUT rather than DELETE /faults: DELETE also releases stuck operations,
+    and the stuck cluster must stay stuck (not start a KWOK cluster) for the rest
+    of the scenario.
+    """
+    yield admin.set_faults
+    admin.set_faults({})
+
+
+def faulted(calls: list[dict], fault: str) -> list[dict]:
+    return [c for c in calls if c.get("fault") == fault]
+
+
+def session_leftovers(run: harness.PlaybookRun) -> list[tuple[int, str]]:
+    """Processes still alive in the run's session (its modules, async wrappers)."""
+    return harness.processes_in_session(run.session)
+
+
+def test_converge_retried_the_503_burst(admin, cluster_name):
+    # create.yml cleared the log; prepare.yml set 3 x 503 before the converge.
+    calls = admin.requests()
+    burst = faulted(calls, "http_errors:503")
+    assert len(burst) == 3, harness.describe_requests(calls)
+    assert calls[: len(burst)] == burst, "the burst hit the converge's first calls"
+    assert all(c["status"] == 503 for c in burst)
+    assert any(c["status"] < 300 for c in calls[len(burst) :]), harness.describe_requests(calls)
+    cluster = admin.cluster(cluster_name)
+    assert cluster and cluster["status"] == "RUNNING"
+
+
+def test_converge_waited_for_the_slow_create(admin, cluster_name):
+    calls = admin.requests()
+    slow = faulted(calls, "operations:slow")
+    assert slow, f"no slow operation in the log:\n{harness.describe_requests(calls)}"
+    assert slow[0]["method"] == "POST" and slow[0]["path"].endswith("/clusters")
+    assert admin.cluster(cluster_name)["status"] == "RUNNING"
+
+
+def test_429_burst_is_retried(admin, faults):
+    admin.clear_requests()
+    faults({"http_errors": {"code": 429, "count": 3}})
+    run = harness.run_playbook("deploy.yml", tags="cluster", label="burst-429", timeout=RUN_TIMEOUT)
+    assert run.returncode == 0, run.describe()
+    calls = admin.requests()
+    assert len(faulted(calls, "http_errors:429")) == 3, harness.describe_requests(calls)
+    assert calls[-1]["status"] < 300, harness.describe_requests(calls)
+
+
+def test_failed_create_reports_gkes_message(admin, faults):
+    faults({"operations": {"mode": "fail", "count": 1, "types": ["CREATE_CLUSTER"]}})
+    run = harness.run_playbook(
+        "deploy.yml",
+        tags="cluster",
+        extra_vars={"gke_cluster_name": "fault-failed"},
+        label="failed-create",
+        timeout=RUN_TIMEOUT,
+    )
+    assert run.returncode != 0, run.describe()
+    assert FAILED_MESSAGE in run.output, run.describe()
+    assert run.recap().get("failed") == 1, run.describe()
+
+
+def test_stuck_operation_fails_within_its_bound(admin, faults):
+    faults({"operations": {"mode": "stuck", "count": 1, "types": ["CREATE_CLUSTER"]}})
+    admin.clear_requests()
+    run = harness.run_playbook(
+        "deploy.yml",
+        tags="cluster",
+        extra_vars={
+            "gke_cluster_name": "fault-stuck",
+            "gke_cluster_operation_timeout": STUCK_BOUND,
+            "gke_cluster_operation_poll": 1,
+        },
+        label="stuck-operation",
+        timeout=RUN_TIMEOUT,
+    )
+    assert run.returncode != 0, run.describe()
+    creates = [c for c in admin.requests() if c["method"] == "POST"]
+    assert creates, "the stuck run never created its cluster"
+    started = datetime.fromisoformat(creates[0]["ts"])
+    waited = (run.finished - started).total_seconds()
+    assert waited < STUCK_BOUND + RUN_OVERHEAD / 3, f"failed {waited:.0f}s after the create"
+    assert admin.cluster("fault-stuck")["status"] == "PROVISIONING", "the fault did not hold"
+    assert session_leftovers(run) == [], "module processes outlived the failed run"
+
+
+def test_load_balancer_never_assigned_names_the_services(faults):
+    faults({"load_balancer": {"assign": False}})
+    release = "dask-nolb"
+    run = harness.run_playbook(
+        "deploy.yml",
+        tags="dask",
+        extra_vars={
+            "dask_chart_release": release,
+            "dask_chart_namespace": "dask-nolb",
+            "dask_chart_lb_timeout": LB_BOUND,
+            "dask_chart_allowed_source_ranges": ["127.0.0.0/8"],
+        },
+        label="lb-never-assigned",
+        timeout=RUN_TIMEOUT,
+    )
+    assert run.returncode != 0, run.describe()
+    failure = run.output[run.output.find("fatal:") :]
+    for service in (f"{release}-scheduler", f"{release}-jupyter"):
+        assert service in failure, f"{service} not named:{run.describe()}"
+    assert session_leftovers(run) == [], "module processes outlived the failed run"
+
+
+@pytest.fixture
+def interrupted(admin, faults):
+    """A deploy of a new cluster killed while GKE creates it (a slow create)."""
+    name = "fault-interrupted"
+    faults({"operations": {"mode": "slow", "seconds": 5, "count": 1, "types": ["CREATE_CLUSTER"]}})
+    running = harness.start_playbook(
+        "deploy.yml",
+        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 2},
+        label="interrupted-deploy",
+    )
+    try:
+        harness.wait_until(
+            lambda: (admin.cluster(name) or {}).get("status") == "PROVISIONING",
+            timeout=RUN_TIMEOUT,
+            what=f"the emulator to start creating {name} (see {running.log_path})",
+        )
+    finally:
+        running.kill()
+    return name, running
+
+
+def test_interrupted_deploy_converges_on_the_next_run(admin, sandbox, interrupted):
+    name, killed = interrupted
+    assert harness.processes_in_session(killed.process.pid) == []
+    run = harness.run_playbook(
+        "deploy.yml",
+        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 2},
+        label="after-interruption",
+        timeout=RUN_TIMEOUT,
+    )
+    assert run.returncode == 0, run.describe()
+    cluster = admin.cluster(name)
+    assert cluster["status"] == "RUNNING"
+    assert int(cluster["currentNodeCount"]) == 2
+    release = harness.helm_release(sandbox, harness.kubeconfig_path(name), "dask", "dask")
+    assert release.get("status") == "deployed", release

@@ -1,0 +1,505 @@
+"""Helpers shared by the molecule verifiers: the sandbox, its admin API, playbook runs,
+kubectl/helm and the diagnostics a failing scenario prints.
+
+Everything here observes state (the emulator's request log and state, Kubernetes objects,
+Helm releases, files, processes); nothing trusts an Ansible `changed` flag on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS_DIR = REPO_ROOT / "artifacts"
+# Every playbook output of the suite is kept here (git-ignored), one file per run.
+RUN_LOG_ROOT = ARTIFACTS_DIR / "integration"
+
+RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)
+
+
+class SandboxNotRunning(RuntimeError):
+    """The sandbox state files or admin API are missing."""
+
+
+def sandbox_dir() -> Path:
+    return Path(os.environ.get("DASK_GKE_SANDBOX_DIR", str(REPO_ROOT / ".sandbox")))
+
+
+def sandbox_env() -> dict[str, str]:
+    """The variables of `.sandbox/env.json` (docs/contracts.md)."""
+    path = sandbox_dir() / "env.json"
+    if not path.is_file():
+        raise SandboxNotRunning(f"{path} is missing: start the sandbox with `make sandbox`")
+    return json.loads(path.read_text())
+
+
+def scenario_name() -> str:
+    return os.environ.get("MOLECULE_SCENARIO_NAME", "adhoc")
+
+
+def load_yaml(path: Path) -> Any:
+    import yaml  # noqa: PLC0415 - ansible's dependency, only needed by a few tests
+
+    return yaml.safe_load(path.read_text())
+
+
+def role_default(role: str, name: str) -> Any:
+    """A role default, read from roles/<role>/defaults/main.yml (never copied into tests)."""
+    defaults = load_yaml(REPO_ROOT / "roles" / role / "defaults" / "main.yml") or {}
+    if name not in defaults:
+        raise KeyError(f"roles/{role}/defaults/main.yml has no variable {name}")
+    return defaults[name]
+
+
+# ---- the sandbox admin API ---------------------------------------------------------------
+
+
+class AdminApi:
+    """Client of the sandbox admin API (SANDBOX_ADMIN_URL): state, request log, faults."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/")
+        # Loopback only: never route admin calls through a proxy from the environment.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - base_url is the loopback admin URL
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with self._opener.open(request, timeout=10) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            raise RuntimeError(f"admin API {method} {path}: HTTP {exc.code}: {detail}") from exc
+        except urllib.error.URLError as exc:
+            raise SandboxNotRunning(f"admin API {self.base_url} unreachable: {exc.reason}") from exc
+        return json.loads(raw) if raw.strip() else None
+
+    def healthy(self) -> bool:
+        try:
+            self._call("GET", "/healthz")
+        except (SandboxNotRunning, RuntimeError, json.JSONDecodeError):
+            return False
+        return True
+
+    def state(self) -> dict:
+        return self._call("GET", "/state")
+
+    def requests(self) -> list[dict]:
+        answer = self._call("GET", "/requests")
+        # Accept a bare list or {"requests": [...]}: the contract fixes the entries only.
+        return answer["requests"] if isinstance(answer, dict) else answer
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "/requests")
+
+    def faults(self) -> dict:
+        return self._call("GET", "/faults")
+
+    def set_faults(self, settings: dict) -> None:
+        self._call("PUT", "/faults", settings)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def clusters(self) -> list[dict]:
+        return self.state().get("clusters", [])
+
+    def cluster(self, name: str) -> dict | None:
+        return next((c for c in self.clusters() if c.get("name") == name), None)
+
+
+def describe_requests(entries: Iterable[dict]) -> str:
+    lines = [
+        f"{e.get('ts', '?')} {e.get('method', '?'):6} {e.get('status', '?')} "
+        f"{e.get('path', '?')}{' fault=' + str(e['fault']) if e.get('fault') else ''}"
+        for e in entries
+    ]
+    return "\n".join(lines) or "(no GKE API call)"
+
+
+# ---- playbook runs -----------------------------------------------------------------------
+
+
+@dataclass
+class PlaybookRun:
+    """One finished ansible-playbook run."""
+
+    argv: list[str]
+    returncode: int
+    output: str
+    seconds: float
+    log_path: Path
+    session: int  # process group and session id: the pid of ansible-playbook
+    finished: datetime
+    timed_out: bool = False
+
+    def recap(self, host: str = "localhost") -> dict[str, int]:
+        """The PLAY RECAP counters of `host` ({} when the run printed no recap)."""
+        for match in RECAP_LINE.finditer(self.output):
+            if match.group("host") == host:
+                pairs = (item.split("=") for item in match.group("counts").split())
+                return {key: int(value) for key, value in pairs}
+        return {}
+
+    def describe(self, tail: int = 60) -> str:
+        """What a person needs when an assertion on this run fails."""
+        lines = self.output.rstrip().splitlines()
+        shown = "\n".join(lines[-tail:])
+        state = "timed out" if self.timed_out else f"rc={self.returncode}"
+        return (
+            f"\n$ {' '.join(self.argv)}\n{state} after {self.seconds:.1f}s, "
+            f"full output: {self.log_path}\n--- last {min(tail, len(lines))} lines ---\n{shown}"
+        )
+
+
+def _next_log_path(label: str) -> Path:
+    directory = RUN_LOG_ROOT / scenario_name()
+    directory.mkdir(parents=True, exist_ok=True)
+    index = len(list(directory.glob("*.log"))) + 1
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "run"
+    return directory / f"{index:02d}-{safe}.log"
+
+
+def playbook_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a user's run from the repository root: the repo's ansible.cfg.
+
+    Molecule exports its own ANSIBLE_CONFIG and paths to the verifier; a run made by a
+    test must behave like `ansible-playbook deploy.yml` typed at the repo root.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("ANSIBLE_") and key != "PYTEST_CURRENT_TEST"
+    }
+    env.update(
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides or {})
+    return env
+
+
+def playbook_argv(
+    playbook: str,
+    extra_vars: dict[str, Any] | None = None,
+    tags: str | None = None,
+    args: Iterable[str] = (),
+) -> list[str]:
+    argv = ["ansible-playbook", playbook]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    if tags:
+        argv += ["--tags", tags]
+    return argv + list(args)
+
+
+@dataclass
+class RunningPlaybook:
+    """An ansible-playbook started in its own process group (so it can be killed whole)."""
+
+    argv: list[str]
+    process: subprocess.Popen
+    log_path: Path
+    started: float = field(default_factory=time.monotonic)
+
+    def wait(self, timeout: float) -> PlaybookRun:
+        timed_out = False
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self.kill()
+        return PlaybookRun(
+            argv=self.argv,
+            returncode=self.process.returncode,
+            output=self.log_path.read_text(errors="replace"),
+            seconds=time.monotonic() - self.started,
+            log_path=self.log_path,
+            session=self.process.pid,
+            finished=datetime.now(UTC),
+            timed_out=timed_out,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: ansible-playbook, its forks and module processes."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_playbook(
+    playbook: str,
+    *,
+    extra_vars: dict[str, Any] | None = None,
+    tags: str | None = None,
+    args: Iterable[str] = (),
+    label: str | None = None,
+    env: dict[str, str] | None = None,
+) -> RunningPlaybook:
+    argv = playbook_argv(playbook, extra_vars, tags, args)
+    log_path = _next_log_path(label or Path(playbook).stem)
+    log_path.touch(mode=0o600)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT,
+            env=playbook_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunningPlaybook(argv, process, log_path)
+
+
+def run_playbook(
+    playbook: str,
+    *,
+    extra_vars: dict[str, Any] | None = None,
+    tags: str | None = None,
+    args: Iterable[str] = (),
+    label: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+) -> PlaybookRun:
+    """Run ansible-playbook from the repo root as a user would; bounded by `timeout`."""
+    running = start_playbook(
+        playbook, extra_vars=extra_vars, tags=tags, args=args, label=label, env=env
+    )
+    return running.wait(timeout)
+
+
+def run_module(module: str, module_args: dict[str, Any], label: str, timeout: float = 120) -> dict:
+    """Run one module task on localhost (sandbox inventory) and return its result.
+
+    The task goes through a one-task playbook and the JSON callback, so the result is
+    the module's return value as Ansible hands it to a registered variable.
+    """
+    import yaml  # noqa: PLC0415
+
+    log_path = _next_log_path(label)
+    playbook = log_path.with_suffix(".yml")
+    play = [
+        {
+            "name": f"Run {module}",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [{"name": f"Run {module}", module: module_args}],
+        }
+    ]
+    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+    argv = ["ansible-playbook", str(playbook)]
+    env = playbook_env(
+        {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": ""}
+    )
+    result = subprocess.run(
+        argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    log_path.write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
+    try:
+        report = json.loads(result.stdout)
+        return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (json.JSONDecodeError, KeyError, IndexError) as exc:
+        raise AssertionError(
+            f"{' '.join(argv)} gave no task result ({exc}); rc={result.returncode}, "
+            f"see {log_path}\n{result.stderr[-2000:]}"
+        ) from exc
+
+
+# ---- Kubernetes, kubectl and helm ---------------------------------------------------------
+
+
+def kubeconfig_path(cluster: str) -> Path:
+    """Where gke_cluster writes the kubeconfig by default (artifacts/<cluster>/kubeconfig)."""
+    return ARTIFACTS_DIR / cluster / "kubeconfig"
+
+
+def endpoints_path(cluster: str) -> Path:
+    """Where dask_chart writes the endpoints by default (artifacts/<cluster>/endpoints.json)."""
+    return ARTIFACTS_DIR / cluster / "endpoints.json"
+
+
+def kube_client(kubeconfig: Path):
+    """A kubernetes ApiClient for the cluster of `kubeconfig` (no proxy: loopback only)."""
+    from kubernetes import config  # noqa: PLC0415 - heavy import, only for cluster tests
+
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def run_tool(
+    argv: list[str], env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run a sandbox binary; bounded, output captured, never raising on rc."""
+    full_env = {**os.environ, **(env or {})}
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        full_env.pop(proxy, None)  # kube API servers are on loopback
+    return subprocess.run(
+        argv, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def helm(
+    sandbox: dict[str, str], kubeconfig: Path, *args: str, binary: str = "HELM_BIN"
+) -> subprocess.CompletedProcess:
+    env = {
+        key: sandbox[key]
+        for key in ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME")
+        if key in sandbox
+    }
+    return run_tool([sandbox[binary], "--kubeconfig", str(kubeconfig), *args], env)
+
+
+def kubectl(sandbox: dict[str, str], kubeconfig: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_tool([sandbox["KUBECTL_BIN"], "--kubeconfig", str(kubeconfig), *args])
+
+
+def helm_release(sandbox: dict[str, str], kubeconfig: Path, release: str, namespace: str) -> dict:
+    """`helm list` entry of the release ({} when absent)."""
+    result = helm(sandbox, kubeconfig, "list", "-n", namespace, "-a", "-o", "json")
+    if result.returncode != 0:
+        raise RuntimeError(f"helm list failed (rc={result.returncode}): {result.stderr}")
+    return next((r for r in json.loads(result.stdout) if r["name"] == release), {})
+
+
+# ---- waits and processes ------------------------------------------------------------------
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2
+) -> Any:
+    """Poll `predicate` until it returns something truthy; used only where no event exists."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def processes(pattern: str) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process whose command line matches `pattern`."""
+    regex = re.compile(pattern)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # exited while we looked
+        command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        if command and regex.search(command):
+            found.append((int(entry.name), command))
+    return found
+
+
+def processes_in_session(session: int) -> list[tuple[int, str]]:
+    """(pid, command line) of live, non-zombie processes of session `session`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue  # exited while we looked
+        # Fields after the parenthesised command: state, ppid, pgrp, session, ...
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append((int(entry.name), command))
+    return found
+
+
+# ---- Jupyter password hashes --------------------------------------------------------------
+
+HASH_PATTERN = re.compile(r"(?:sha1|sha256|sha512):[0-9a-f]+:[0-9a-f]+|argon2:\$argon2[^'\"\s]+")
+
+
+def jupyter_password_hashes(text: str) -> list[str]:
+    """Every Jupyter password hash (`passwd()` format) found in `text`."""
+    return HASH_PATTERN.findall(text)
+
+
+def jupyter_hash_matches(hashed: str, password: str) -> bool:
+    """Whether `password` matches a Jupyter `passwd()` hash (argon2 or salted sha)."""
+    algorithm, _, rest = hashed.partition(":")
+    if algorithm == "argon2":
+        from argon2 import PasswordHasher  # noqa: PLC0415
+        from argon2.exceptions import VerificationError  # noqa: PLC0415
+
+        try:
+            return PasswordHasher().verify(rest, password)
+        except VerificationError:
+            return False
+    salt, _, digest = rest.partition(":")
+    computed = hashlib.new(algorithm, password.encode() + salt.encode("ascii")).hexdigest()
+    return hmac.compare_digest(computed, digest)
+
+
+def secret_variants(secret: str) -> list[str]:
+    """The forms a leaked secret takes in a log: plain, JSON-escaped, base64."""
+    return sorted({secret, json.dumps(secret)[1:-1], base64.b64encode(secret.encode()).decode()})
+
+
+# ---- diagnostics --------------------------------------------------------------------------
+
+
+def tail(path: Path, lines: int) -> str:
+    try:
+        content = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"(unreadable: {exc})"
+    return "\n".join(content[-lines:])
+
+
+def diagnostics(request_count: int = 25, log_lines: int = 25, log_files: int = 6) -> str:
+    """The emulator's last requests and faults, and the tails of the newest sandbox logs."""
+    parts = []
+    try:
+        admin = AdminApi(sandbox_env()["SANDBOX_ADMIN_URL"])
+        entries = admin.requests()[-request_count:]
+        parts.append(f"== emulator: last {len(entries)} GKE API requests ==")
+        parts.append(describe_requests(entries))
+        parts.append(f"== emulator: fault settings == {json.dumps(admin.faults())}")
+        clusters = [
+            f"{c.get('name')}: {c.get('status')} {c.get('statusMessage', '')}".rstrip()
+            for c in admin.clusters()
+        ]
+        parts.append("== emulator: clusters ==\n" + ("\n".join(clusters) or "(none)"))
+    except (SandboxNotRunning, RuntimeError, KeyError) as exc:
+        log = sandbox_dir() / "requests.jsonl"
+        parts.append(f"== emulator unavailable ({exc}); {log} ==\n{tail(log, request_count)}")
+    logs = sorted(
+        (sandbox_dir() / "logs").glob("**/*.log"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for path in logs[:log_files]:
+        parts.append(f"== tail of {path} ==\n{tail(path, log_lines)}")
+    return "\n".join(parts)
