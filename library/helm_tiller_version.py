@@ -76,6 +76,9 @@ attributes:
     support: none
     description: Nothing is changed, so there is no diff.
 notes:
+  - Helm 2's C(helm version) itself contacts Tiller (through a port-forward, for up to
+    its C(--tiller-connection-timeout), 300 seconds by default); Helm 3 and 4 do not
+    contact the cluster.
   - The connection options are used to read the Tiller Deployment, and
     O(kubeconfig) (when a path) and O(context) are also passed to helm as
     E(KUBECONFIG) and E(HELM_KUBECONTEXT).

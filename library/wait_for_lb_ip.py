@@ -275,6 +275,7 @@ class LoadBalancerWaiter:
         self.resource_version = None
         self.relists = 0
         self.reconnects = 0
+        self.events_seen = 0
         self.last_stream_error = ""
         self.timed_out_pending = None  # pending services with their events, on timeout
 
@@ -373,6 +374,7 @@ class LoadBalancerWaiter:
             self.resource_version = metadata["resourceVersion"]
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
             return  # BOOKMARK: only the resourceVersion matters
+        self.events_seen += 1
         name = metadata.get("name")
         if self.names and name not in self.names:
             return
@@ -414,13 +416,13 @@ class LoadBalancerWaiter:
         self.relist()
         if self.check_mode:
             return
-        failed_connects = 0
+        quiet_rounds = 0  # consecutive watches that ended or broke without an event
         while not self.all_ready():
             if self._remaining() <= 0:
                 raise WaitFailure(self.timeout_message())
+            events_before = self.events_seen
             try:
                 self._watch_once()
-                failed_connects = 0
             except ApiException as exc:
                 if exc.status != 410:
                     raise WaitFailure(
@@ -431,12 +433,14 @@ class LoadBalancerWaiter:
                 continue
             except STREAM_ERRORS as exc:
                 self.last_stream_error = f"{type(exc).__name__}: {exc}"
-                failed_connects += 1
-                # Back off only when reconnecting keeps failing (API server down).
-                if failed_connects > 1:
-                    time.sleep(min(0.2 * 2**failed_connects, 2.0, max(self._remaining(), 0)))
-            if not self.all_ready():
-                self.reconnects += 1
+            if self.all_ready():
+                return
+            quiet_rounds = 0 if self.events_seen > events_before else quiet_rounds + 1
+            # Reconnect at once after a drop; back off only when watches keep ending
+            # without news (API server down or restarting), never past the deadline.
+            if quiet_rounds > 1:
+                time.sleep(min(0.1 * 2**quiet_rounds, 2.0, max(self._remaining(), 0)))
+            self.reconnects += 1
 
     # -- results -----------------------------------------------------------------
     def recent_events(self, name):

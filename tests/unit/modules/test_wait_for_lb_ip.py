@@ -533,3 +533,27 @@ def test_module_argument_errors(run_module, fake_cluster, args, message):
     outcome, result, _ = run_module(wait_for_lb_ip.main, args)
     assert outcome == "fail"
     assert message in result["msg"]
+
+
+def test_watches_ending_without_news_back_off_instead_of_spinning(monkeypatch):
+    clock = FakeClock()
+    sleeps = []
+
+    def fake_sleep(seconds):
+        sleeps.append(round(seconds, 3))
+        clock.advance(seconds)
+
+    monkeypatch.setattr(wait_for_lb_ip.time, "sleep", fake_sleep)
+    ready = [event("MODIFIED", service("dask-scheduler", 101, ip="127.0.0.10"))]
+    core = FakeCore(
+        clock,
+        [service_list(100, service("dask-scheduler", 90))],
+        watches=[[], [], [], [], [ProtocolError("Connection refused")], ready],
+    )
+    waiter = waiter_for(core, names=["dask-scheduler"])
+    waiter.wait()
+    # The first quiet end reconnects at once; then 0.4, 0.8, 1.6 s, capped at 2 s.
+    assert sleeps == [0.4, 0.8, 1.6, 2.0]
+    assert waiter.reconnects == 5
+    assert waiter.last_stream_error == "ProtocolError: Connection refused"
+    assert waiter.result()["services"]["dask-scheduler"]["ready_after"] == pytest.approx(4.8)
