@@ -554,6 +554,10 @@ def main():
         if pending is None:
             pending = waiter.pending()
         module.fail_json(msg=str(exc), pending=pending, **waiter.result())
+    if module.check_mode:
+        # What would fail outside check mode is worth a warning here.
+        for reason in waiter.problems().values():
+            module.warn(reason)
     module.exit_json(pending=waiter.pending(), **waiter.result())
 
 

@@ -470,10 +470,12 @@ def test_module_returns_services_and_elapsed(run_module, fake_cluster):
 
 def test_module_check_mode_does_not_fail_on_missing_services(run_module, fake_cluster):
     core = fake_cluster(FakeCore(FakeClock(), [service_list(100)]))
-    outcome, result, _ = run_module(
+    outcome, result, warnings = run_module(
         wait_for_lb_ip.main, {"namespace": NS, "names": ["dask-scheduler"]}, check_mode=True
     )
     assert outcome == "exit"
+    assert warnings == [result["pending"][0]["reason"]]
+    assert "'dask-scheduler' does not exist" in warnings[0]
     assert result["services"] == {}
     assert result["pending"][0]["name"] == "dask-scheduler"
     assert core.watch_calls() == []
