@@ -29,6 +29,7 @@ log = logging.getLogger("sandbox.daemon")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT_BASE = 18080
 FALLBACK_K8S_VERSION = "1.36.3"
+SERVE_POLL_SECONDS = 0.05  # how quickly a server notices shutdown()
 
 
 def kubernetes_version() -> str:
@@ -96,7 +97,10 @@ class Daemon:
     def start(self) -> None:
         for server in self.servers:
             threading.Thread(
-                target=server.serve_forever, name=type(server).__name__, daemon=True
+                target=server.serve_forever,
+                args=(SERVE_POLL_SECONDS,),
+                name=type(server).__name__,
+                daemon=True,
             ).start()
         log.info("serving on 127.0.0.1 ports %s", [s.server_address[1] for s in self.servers])
 
