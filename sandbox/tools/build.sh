@@ -95,10 +95,10 @@ build_kwok() {
 build_helm() {
   local major="$1" version="$2" name="$3" mod
   mod="helm.sh/helm/v${major}"
-  mkdir -p "${work}/helm${major}"
-  GOBIN="${work}/helm${major}" go install \
+  mkdir -p "${work}/gobin-helm${major}"
+  GOBIN="${work}/gobin-helm${major}" go install \
     -ldflags "-s -w -X ${mod}/internal/version.version=v${version}" "${mod}/cmd/helm@v${version}"
-  mv "${work}/helm${major}/helm" "${work}/${name}"
+  mv "${work}/gobin-helm${major}/helm" "${work}/${name}"
 }
 
 needs() {  # needs NAME...: true when any of these binaries is missing
