@@ -67,6 +67,7 @@ class Daemon:
         state_path = sandbox_dir / "state.json"
         self.faults = Faults()
         self.request_log = RequestLog(sandbox_dir / "requests.jsonl")
+        self.request_log.clear()  # the file logs this daemon's calls, as GET /requests does
         self.service = GkeService(
             backend,
             self.faults,

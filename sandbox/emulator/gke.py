@@ -84,6 +84,23 @@ def drop_nulls(value):
     return value
 
 
+def proto3_json(value):
+    """Leave out what proto3 JSON leaves out: empty strings, zeros, false, empty lists.
+
+    Empty objects stay: a set message field is printed even when all its fields
+    are defaults (GKE answers "legacyAbac": {}).
+    """
+    if isinstance(value, dict):
+        return {
+            k: proto3_json(v)
+            for k, v in value.items()
+            if not (v in ("", []) or v is False or (type(v) is int and v == 0))
+        }
+    if isinstance(value, list):
+        return [proto3_json(v) for v in value]
+    return value
+
+
 def parse_int32(container: dict, key: str, path: str, default: int = 0) -> int:
     """Read an int32 the way proto3 JSON does: a number or a decimal string."""
     raw = container.get(key, default)
@@ -157,9 +174,9 @@ class Cluster:
     def to_json(self) -> dict:
         body = dict(self.resource)
         body["nodePools"] = [dict(p) for p in self.pools.values()]
-        if self.resource["status"] == "RUNNING" or self.resource["status"] == "RECONCILING":
+        if self.resource["status"] in ("RUNNING", "RECONCILING"):
             body["currentNodeCount"] = sum(self.node_count(p) for p in self.pools)
-        return body
+        return proto3_json(body)
 
 
 @dataclass
@@ -222,12 +239,14 @@ class GkeService:
 
     def list_node_pools(self, project: str, location: str, cluster: str) -> dict:
         with self._lock:
-            pools = [dict(p) for p in self._cluster(project, location, cluster).pools.values()]
+            pools = [
+                proto3_json(p) for p in self._cluster(project, location, cluster).pools.values()
+            ]
         return {"nodePools": pools} if pools else {}
 
     def get_node_pool(self, project: str, location: str, cluster: str, pool: str) -> dict:
         with self._lock:
-            return dict(self._pool(self._cluster(project, location, cluster), pool))
+            return proto3_json(self._pool(self._cluster(project, location, cluster), pool))
 
     def list_operations(self, project: str, location: str) -> dict:
         with self._lock:
@@ -540,7 +559,6 @@ class GkeService:
             "releaseChannel": spec.get("releaseChannel", {"channel": "REGULAR"}),
             "selfLink": f"{API_ROOT}{path}/clusters/{name}",
             "zone": location,
-            "endpoint": "",
             "initialClusterVersion": spec.get("initialClusterVersion", self._version),
             "currentMasterVersion": self._version,
             "currentNodeVersion": self._version,

@@ -35,6 +35,24 @@ PLAYBOOK = """
           machine_type: n1-standard-1
       register: created
 
+    - name: Create a node pool
+      google.cloud.gcp_container_node_pool:
+        name: workers
+        cluster:
+          name: dask
+        location: {zone}
+        initial_node_count: 2
+        config:
+          machine_type: n1-standard-2
+      register: pool
+
+    - name: List the node pools
+      google.cloud.gcp_container_node_pool_info:
+        cluster:
+          name: dask
+        location: {zone}
+      register: pools
+
     - name: List the clusters
       google.cloud.gcp_container_cluster_info:
         location: {zone}
@@ -49,7 +67,9 @@ PLAYBOOK = """
 
     - name: Save the results for the test
       ansible.builtin.copy:
-        content: "{{{{ {{'created': created, 'listed': listed, 'deleted': deleted}} | to_json }}}}"
+        content: >-
+          {{{{ {{'created': created, 'pool': pool, 'pools': pools,
+          'listed': listed, 'deleted': deleted}} | to_json }}}}
         dest: "{results}"
         mode: "0600"
 """
@@ -97,10 +117,12 @@ def test_gcp_container_cluster_create_info_delete(sandbox, tmp_path):
     assert outcome["created"]["changed"] is True
     assert outcome["created"]["status"] == "RUNNING"
     assert outcome["created"]["endpoint"].startswith("127.0.0.1:")
+    assert outcome["pool"]["status"] == "RUNNING"
+    # The cluster module deletes default-pool right after creating the cluster.
+    assert [p["name"] for p in outcome["pools"]["resources"]] == ["workers"]
     [listed] = outcome["listed"]["resources"]
     assert listed["name"] == "dask"
-    # The module deletes default-pool right after creating the cluster.
-    assert listed["nodePools"] == []
+    assert listed["currentNodeCount"] == 2
     assert outcome["deleted"]["changed"] is True
 
     # Emulator state: nothing left, in the service and in the backend.
@@ -109,6 +131,7 @@ def test_gcp_container_cluster_create_info_delete(sandbox, tmp_path):
     assert [op["operationType"] for op in state["operations"]] == [
         "CREATE_CLUSTER",
         "DELETE_NODE_POOL",
+        "CREATE_NODE_POOL",
         "DELETE_CLUSTER",
     ]
     assert all(op["status"] == "DONE" and "error" not in op for op in state["operations"])
@@ -133,6 +156,10 @@ def test_gcp_container_cluster_create_info_delete(sandbox, tmp_path):
         ("GET", f"zones/{ZONE}/clusters/dask", 200),  # the operation's targetLink
         ("DELETE", f"locations/{ZONE}/clusters/dask/nodePools/default-pool", 200),
         ("GET", f"zones/{ZONE}/clusters/dask/nodePools/default-pool", 404),
+        ("GET", f"locations/{ZONE}/clusters/dask/nodePools/workers", 404),
+        ("POST", f"locations/{ZONE}/clusters/dask/nodePools", 200),
+        ("GET", f"zones/{ZONE}/clusters/dask/nodePools/workers", 200),
+        ("GET", f"locations/{ZONE}/clusters/dask/nodePools", 200),
         ("GET", f"locations/{ZONE}/clusters", 200),
         ("GET", f"locations/{ZONE}/clusters/dask", 200),
         ("DELETE", f"locations/{ZONE}/clusters/dask", 200),

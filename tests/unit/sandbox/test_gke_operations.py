@@ -25,6 +25,7 @@ def test_operation_stays_running_until_the_backend_returns(sandbox):
     assert polled["status"] == "RUNNING"
     cluster = sandbox.call("GET", ZONE, "/clusters/dask").json()
     assert cluster["status"] == "PROVISIONING"
+    assert "endpoint" not in cluster  # unset until the backend returns it
     assert cluster["nodePools"][0]["status"] == "PROVISIONING"
 
     sandbox.backend.gate.set()
