@@ -31,6 +31,7 @@ HEALTH_TIMEOUT = 30.0  # seconds for a started daemon to answer /healthz
 SHUTDOWN_TIMEOUT = 600.0  # seconds for the daemon to delete every cluster
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 EXIT_DOWN = 3
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
 
 
 class SandboxError(Exception):
@@ -218,7 +219,10 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
         "--backend",
         backend,
     ]
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # The daemon talks to its KWOK clusters on loopback directly: never through a proxy
+    # (a sourced .sandbox/env would otherwise hand it our own CONNECT proxy).
+    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     env["PYTHONPATH"] = str(REPO_ROOT)
     with log_path.open("a", encoding="utf-8") as log_file:
         process = subprocess.Popen(
@@ -270,18 +274,13 @@ def cmd_up(args) -> int:
 
 
 def delete_clusters_directly(sandbox: Path) -> None:
-    """When the daemon is gone, ask a KwokBackend of our own to delete leftover clusters."""
-    env_file = sandbox / "env.json"
-    if not env_file.exists():
-        return
-    try:
-        # Imported on use: only a real (KWOK) sandbox needs it.
-        from sandbox.emulator.kwok_backend import KwokBackend  # noqa: PLC0415
-    except ImportError:
-        info("warning: KwokBackend unavailable; leftover KWOK clusters not checked")
-        return
-    env = json.loads(env_file.read_text())
-    backend = KwokBackend(sandbox, Path(env["SANDBOX_BIN_DIR"]), [env["GCP_ACCESS_TOKEN"]])
+    """Without a daemon, ask a KwokBackend of our own to delete leftover KWOK clusters."""
+    # Imported here: it loads the kubernetes client (about 1 s), which only `down` needs.
+    from sandbox.emulator.kwok_backend import KwokBackend  # noqa: PLC0415
+
+    token_file = sandbox / "token"
+    token = token_file.read_text().strip() if token_file.exists() else ""
+    backend = KwokBackend(sandbox, tools_bin_dir(build=False), [token] if token else [])
     for cluster_id in backend.list_clusters():
         info(f"deleting cluster {cluster_id}")
         backend.delete_cluster(cluster_id)
@@ -289,16 +288,19 @@ def delete_clusters_directly(sandbox: Path) -> None:
 
 def cmd_down(args) -> int:
     sandbox = sandbox_dir()
-    daemon_pid = read_pid(sandbox / "pids" / "daemon.pid")
-    if alive(daemon_pid) and admin_call("GET", "/healthz") is not None:
+    clusters_deleted = False
+    if alive(read_pid(sandbox / "pids" / "daemon.pid")) and admin_call("GET", "/healthz"):
         info("deleting every cluster (POST /shutdown)")
         answer = admin_call("POST", "/shutdown", timeout=SHUTDOWN_TIMEOUT)
-        if answer is None:
-            info("warning: /shutdown failed; see logs/daemon.log")
-        else:
-            info(f"deleted clusters: {answer.get('deleted') or 'none'}")
-    else:
-        delete_clusters_directly(sandbox)
+        clusters_deleted = answer is not None
+        if clusters_deleted:
+            info(f"deleted clusters: {', '.join(answer.get('deleted') or []) or 'none'}")
+    failure = None
+    if not clusters_deleted:
+        try:
+            delete_clusters_directly(sandbox)
+        except Exception as error:  # BackendError or any other: still stop every process
+            failure = f"deleting leftover clusters failed: {error}"
     for pid_file in sorted((sandbox / "pids").glob("*.pid")):
         pid = read_pid(pid_file)
         if pid:
@@ -306,6 +308,8 @@ def cmd_down(args) -> int:
         pid_file.unlink(missing_ok=True)
     for name in ("env", "env.json"):
         (sandbox / name).unlink(missing_ok=True)
+    if failure:
+        raise SandboxError(failure)
     info("down")
     return 0
 

@@ -51,7 +51,8 @@ def write_json_atomically(path: Path, data) -> None:
 def make_backend(kind: str, sandbox_dir: Path, bin_dir: Path | None, token: str):
     if kind == "fake":
         return FakeBackend()
-    # Imported on use: KWOK support is only needed (and only built) for real runs.
+    # Imported here: it loads the kubernetes client (about 1 s), which the fake backend
+    # (tests) does not need.
     from sandbox.emulator.kwok_backend import KwokBackend  # noqa: PLC0415
 
     if bin_dir is None:

@@ -184,6 +184,7 @@ class GkeHandler(BaseHTTPRequestHandler):
             status = 500
             result = ApiError(500, "INTERNAL", "Internal error encountered.").body()
         app.request_log.add(self.command, path, status, fault)
+        log.info("%s %s %s%s", self.command, path, status, f" fault={fault}" if fault else "")
         self._send(status, result)
 
     def _authorised(self, token: str) -> bool:
