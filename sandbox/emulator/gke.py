@@ -115,6 +115,13 @@ def parse_int32(container: dict, key: str, path: str, default: int = 0) -> int:
     return value
 
 
+def check_type(value, expected: type, path: str, proto_type: str):
+    """Reject a field of the wrong JSON type the way GKE's JSON parser does."""
+    if not isinstance(value, expected):
+        raise invalid_argument(f"Invalid value at '{path}' ({proto_type}), {value!r}")
+    return value
+
+
 def check_known_fields(body: dict, known: set[str]) -> None:
     for name in body:
         if name not in known:
@@ -280,7 +287,14 @@ class GkeService:
             raise invalid_argument("Cluster is required.")
         name = check_resource_name(spec.get("name"), "cluster.name")
         initial = parse_int32(spec, "initialNodeCount", "cluster.initial_node_count")
-        pool_specs = spec.get("nodePools") or []
+        pool_specs = check_type(spec.get("nodePools", []), list, "cluster.node_pools", "NodePool")
+        for pool_spec in pool_specs:
+            check_type(pool_spec, dict, "cluster.node_pools", "NodePool")
+        check_type(spec.get("nodeConfig", {}), dict, "cluster.node_config", "NodeConfig")
+        locations = check_type(spec.get("locations", []), list, "cluster.locations", "TYPE_STRING")
+        for zone in locations:
+            if not isinstance(zone, str) or not is_zone(zone):
+                raise invalid_argument(f'Location "{zone}" does not exist.')
         if pool_specs and initial:
             raise invalid_argument(
                 "Cluster.initial_node_count and Cluster.node_pools are mutually exclusive."
@@ -295,7 +309,7 @@ class GkeService:
                     "config": spec.get("nodeConfig", {}),
                 }
             ]
-        zones = node_locations(location, spec.get("locations"))
+        zones = node_locations(location, locations)
         pools = [
             self._new_pool((project, location, name), p, zones, "cluster.node_pools")
             for p in pool_specs
@@ -583,7 +597,7 @@ class GkeService:
         count = parse_int32(spec, "initialNodeCount", f"{path}.initial_node_count")
         if count < 0:
             raise invalid_argument(f"{path}.initial_node_count must be non-negative.")
-        config = dict(spec.get("config") or {})
+        config = dict(check_type(spec.get("config", {}), dict, f"{path}.config", "NodeConfig"))
         config.setdefault("machineType", DEFAULT_MACHINE_TYPE)
         config.setdefault("diskSizeGb", 100)
         config.setdefault("diskType", "pd-balanced")

@@ -89,6 +89,10 @@ def test_initial_node_count_must_be_positive(sandbox, count):
         {"cluster": {"initialNodeCount": 1}},
         {"cluster": {"name": "dask", "initialNodeCount": "many"}},
         {"cluster": {"name": "dask", "initialNodeCount": 1}, "bogus": 1},
+        {"cluster": {"name": "dask", "nodePools": "default-pool"}},
+        {"cluster": {"name": "dask", "nodePools": [{"name": "p", "config": "big"}]}},
+        {"cluster": {"name": "dask", "initialNodeCount": 1, "nodeConfig": ["n1"]}},
+        {"cluster": {"name": "dask", "initialNodeCount": 1, "locations": ["mars-1"]}},
         {},
     ],
 )
@@ -96,6 +100,8 @@ def test_invalid_create_requests_are_invalid_argument(sandbox, body):
     response = sandbox.call("POST", ZONE, "/clusters", json=body)
     assert response.status_code == 400
     assert error_of(response)["status"] == "INVALID_ARGUMENT"
+    assert sandbox.call("GET", ZONE, "/clusters").json() == {}
+    assert sandbox.backend.calls == []
 
 
 def test_unknown_location_is_invalid_argument(sandbox):
