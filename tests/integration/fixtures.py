@@ -6,8 +6,6 @@ that appends the sandbox diagnostics to every failing test.
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
 import pytest
@@ -29,65 +27,70 @@ def admin(sandbox: dict[str, str]) -> harness.AdminApi:
     return api
 
 
-@pytest.fixture(scope="session")
-def scenario_dir() -> Path:
-    return Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", Path.cwd()))
+# Every variable a verifier reads, resolved once per scenario as the playbooks see it.
+SETTINGS = (
+    "gke_cluster_name",
+    "gke_cluster_node_pool_name",
+    "gke_cluster_node_count",
+    "gke_cluster_machine_type",
+    "gke_cluster_kubeconfig_path",
+    "helm_tiller_helm_major",
+    "helm_tiller_namespace",
+    "helm_tiller_service_account",
+    "helm_tiller_image",
+    "dask_chart_release",
+    "dask_chart_namespace",
+    "dask_chart_chart_name",
+    "dask_chart_version",
+    "dask_chart_dask_version",
+    "dask_chart_extra_pip_packages",
+    "dask_chart_allowed_source_ranges",
+    "dask_chart_endpoints_file",
+    "dask_chart_jupyter_password_file",
+)
 
 
 @pytest.fixture(scope="session")
-def scenario_vars(scenario_dir: Path) -> dict:
-    """The extra variables the scenario's converge ran with (vars/scenario.yml, if any)."""
-    path = scenario_dir / "vars" / "scenario.yml"
-    return (harness.load_yaml(path) or {}) if path.is_file() else {}
-
-
-def _setting(scenario_vars: dict, role: str, name: str):
-    """A variable as the converge saw it: the scenario's value, else the role default."""
-    if name in scenario_vars:
-        return scenario_vars[name]
-    return harness.role_default(role, name)
+def settings(sandbox: dict[str, str]) -> dict:
+    """Role variables as the scenario's converge saw them (secrets excluded)."""
+    return harness.resolve_settings(SETTINGS)
 
 
 @pytest.fixture(scope="session")
-def cluster_name(scenario_vars: dict) -> str:
-    return _setting(scenario_vars, "gke_cluster", "gke_cluster_name")
+def scenario_vars() -> dict:
+    """The scenario's own extra variables (vars/scenario.yml), secrets included."""
+    path = harness.scenario_vars_file()
+    return (harness.load_yaml(path) or {}) if path else {}
+
+
+def repo_path(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else harness.REPO_ROOT / path
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(cluster_name: str) -> Path:
-    return harness.kubeconfig_path(cluster_name)
+def cluster_name(settings: dict) -> str:
+    return settings["gke_cluster_name"]
 
 
 @pytest.fixture(scope="session")
-def release(scenario_vars: dict) -> str:
-    return _setting(scenario_vars, "dask_chart", "dask_chart_release")
+def kubeconfig(settings: dict) -> Path:
+    return repo_path(settings["gke_cluster_kubeconfig_path"])
 
 
 @pytest.fixture(scope="session")
-def namespace(scenario_vars: dict) -> str:
-    return _setting(scenario_vars, "dask_chart", "dask_chart_namespace")
+def release(settings: dict) -> str:
+    return settings["dask_chart_release"]
 
 
 @pytest.fixture(scope="session")
-def setting(scenario_vars: dict):
-    """`setting(role, name)`: a variable's value in this scenario."""
-    return lambda role, name: _setting(scenario_vars, role, name)
+def namespace(settings: dict) -> str:
+    return settings["dask_chart_namespace"]
 
 
 @pytest.fixture(scope="session")
-def artifact(scenario_vars: dict, cluster_name: str):
-    """`artifact(role, name)`: a file-path variable's value as a path under the repo root.
-
-    The role defaults template these paths on the cluster name only
-    (artifacts/{{ gke_cluster_name ... }}/...), which is all this rendering handles.
-    """
-
-    def render(role: str, name: str) -> Path:
-        value = str(_setting(scenario_vars, role, name))
-        path = Path(re.sub(r"\{\{[^}]*\}\}", cluster_name, value))
-        return path if path.is_absolute() else harness.REPO_ROOT / path
-
-    return render
+def endpoints_file(settings: dict) -> Path:
+    return repo_path(settings["dask_chart_endpoints_file"])
 
 
 @pytest.hookimpl(wrapper=True)

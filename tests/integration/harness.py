@@ -58,14 +58,6 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def role_default(role: str, name: str) -> Any:
-    """A role default, read from roles/<role>/defaults/main.yml (never copied into tests)."""
-    defaults = load_yaml(REPO_ROOT / "roles" / role / "defaults" / "main.yml") or {}
-    if name not in defaults:
-        raise KeyError(f"roles/{role}/defaults/main.yml has no variable {name}")
-    return defaults[name]
-
-
 # ---- the sandbox admin API ---------------------------------------------------------------
 
 
@@ -150,7 +142,7 @@ class PlaybookRun:
     output: str
     seconds: float
     log_path: Path
-    session: int  # process group and session id: the pid of ansible-playbook
+    leftovers: Callable[[], list[tuple[int, str]]]  # processes of the run still alive
     finished: datetime
     timed_out: bool = False
 
@@ -201,13 +193,23 @@ def playbook_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def scenario_vars_file() -> Path | None:
+    """The scenario's extra-variables file, given to its converge by molecule.yml."""
+    directory = os.environ.get("MOLECULE_SCENARIO_DIRECTORY")
+    path = Path(directory, "vars", "scenario.yml") if directory else None
+    return path if path and path.is_file() else None
+
+
 def playbook_argv(
     playbook: str,
     extra_vars: dict[str, Any] | None = None,
     tags: str | None = None,
     args: Iterable[str] = (),
 ) -> list[str]:
+    """argv of a run with the scenario's variables (as its converge), then `extra_vars`."""
     argv = ["ansible-playbook", playbook]
+    if scenario_vars_file():
+        argv += ["-e", f"@{scenario_vars_file()}"]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     if tags:
@@ -222,7 +224,14 @@ class RunningPlaybook:
     argv: list[str]
     process: subprocess.Popen
     log_path: Path
+    tmp_dir: Path
     started: float = field(default_factory=time.monotonic)
+
+    def leftovers(self) -> list[tuple[int, str]]:
+        """Live processes of this run: its session, or any command line naming its tmp dir."""
+        found = dict(processes_in_session(self.process.pid))
+        found.update(processes(re.escape(str(self.tmp_dir))))
+        return sorted(found.items())
 
     def wait(self, timeout: float) -> PlaybookRun:
         timed_out = False
@@ -237,7 +246,7 @@ class RunningPlaybook:
             output=self.log_path.read_text(errors="replace"),
             seconds=time.monotonic() - self.started,
             log_path=self.log_path,
-            session=self.process.pid,
+            leftovers=self.leftovers,
             finished=datetime.now(UTC),
             timed_out=timed_out,
         )
@@ -264,17 +273,26 @@ def start_playbook(
     argv = playbook_argv(playbook, extra_vars, tags, args)
     log_path = _next_log_path(label or Path(playbook).stem)
     log_path.touch(mode=0o600)
+    # A temporary directory of its own: every module process of the run (async ones too,
+    # which leave the session) carries it in its command line.
+    tmp_dir = log_path.with_suffix(".tmp")
+    run_env = {
+        "ANSIBLE_REMOTE_TMP": str(tmp_dir),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_dir / "local"),
+        "ANSIBLE_ASYNC_DIR": str(tmp_dir / "async"),
+        **(env or {}),
+    }
     with log_path.open("w") as log:
         process = subprocess.Popen(
             argv,
             cwd=REPO_ROOT,
-            env=playbook_env(env),
+            env=playbook_env(run_env),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return RunningPlaybook(argv, process, log_path)
+    return RunningPlaybook(argv, process, log_path, tmp_dir)
 
 
 def run_playbook(
@@ -294,41 +312,85 @@ def run_playbook(
     return running.wait(timeout)
 
 
-def run_module(module: str, module_args: dict[str, Any], label: str, timeout: float = 120) -> dict:
-    """Run one module task on localhost (sandbox inventory) and return its result.
+def run_play(play: dict[str, Any], label: str, args: Iterable[str] = (), timeout: float = 120):
+    """Run one generated play on localhost (sandbox inventory, scenario variables).
 
-    The task goes through a one-task playbook and the JSON callback, so the result is
-    the module's return value as Ansible hands it to a registered variable.
+    Goes through the JSON callback; returns its report ({"plays": [...], "stats": ...}).
     """
     import yaml  # noqa: PLC0415
 
     log_path = _next_log_path(label)
     playbook = log_path.with_suffix(".yml")
-    play = [
-        {
-            "name": f"Run {module}",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [{"name": f"Run {module}", module: module_args}],
-        }
-    ]
-    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-    argv = ["ansible-playbook", str(playbook)]
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", **play}], sort_keys=False))
+    argv = playbook_argv(str(playbook), args=args)
     env = playbook_env(
-        {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": ""}
+        {
+            # JSON on stdout, and only JSON: no profile_tasks summary after it.
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+        }
     )
     result = subprocess.run(
         argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     log_path.write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
     try:
-        report = json.loads(result.stdout)
-        return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (json.JSONDecodeError, KeyError, IndexError) as exc:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
         raise AssertionError(
-            f"{' '.join(argv)} gave no task result ({exc}); rc={result.returncode}, "
+            f"{' '.join(argv)} printed no JSON report ({exc}); rc={result.returncode}, "
             f"see {log_path}\n{result.stderr[-2000:]}"
         ) from exc
+
+
+def task_results(report: dict) -> list[dict]:
+    """The localhost result of every task of a run_play report, in order."""
+    return [
+        task["hosts"]["localhost"]
+        for play in report["plays"]
+        for task in play["tasks"]
+        if "localhost" in task["hosts"]
+    ]
+
+
+def run_module(module: str, module_args: dict[str, Any], label: str) -> dict:
+    """Run one module task and return its result as a registered variable would hold it."""
+    play = {
+        "name": f"Run {module}",
+        "gather_facts": False,
+        "tasks": [{"name": f"Run {module}", module: module_args}],
+    }
+    results = task_results(run_play(play, label))
+    assert results, f"{module} gave no result"
+    return results[-1]
+
+
+ROLES = ("gke_cluster", "helm_tiller", "dask_chart")
+
+
+def resolve_settings(names: Iterable[str]) -> dict[str, Any]:
+    """The values the playbooks see: role defaults < sandbox inventory < scenario variables.
+
+    The roles are listed in the play only for their defaults; `--tags` skips their tasks.
+    Never ask for a secret here: the answer is written to the run's log.
+    """
+    names = sorted(names)
+    play = {
+        "name": "Resolve settings",
+        "gather_facts": False,
+        "roles": list(ROLES),
+        "tasks": [
+            {
+                "name": "Show the settings",
+                "ansible.builtin.debug": {"msg": {n: "{{ " + n + " }}" for n in names}},
+                "tags": ["dask_gke_test_settings"],
+            }
+        ],
+    }
+    args = ["--tags", "dask_gke_test_settings", "--skip-tags", "always"]
+    results = task_results(run_play(play, "settings", args))
+    assert results and not results[-1].get("failed"), f"settings unresolved: {results}"
+    return results[-1]["msg"]
 
 
 # ---- Kubernetes, kubectl and helm ---------------------------------------------------------

@@ -47,18 +47,18 @@ def container_env(deployment: client.V1Deployment) -> dict[str, str]:
     return {e.name: e.value for e in container.env or []}
 
 
-def test_cluster_running_with_its_node_pool(admin, cluster_name, setting):
+def test_cluster_running_with_its_node_pool(admin, cluster_name, settings):
     cluster = admin.cluster(cluster_name)
     assert cluster, f"emulator has no cluster {cluster_name}: {admin.clusters()}"
     assert cluster["status"] == "RUNNING", cluster.get("statusMessage")
-    expected_pool = setting("gke_cluster", "gke_cluster_node_pool_name")
-    expected_nodes = int(setting("gke_cluster", "gke_cluster_node_count"))
+    expected_pool = settings["gke_cluster_node_pool_name"]
+    expected_nodes = int(settings["gke_cluster_node_count"])
     pools = {p["name"]: p for p in cluster["nodePools"]}
     assert list(pools) == [expected_pool], "the transient default-pool must be gone"
     pool = pools[expected_pool]
     assert pool["status"] == "RUNNING"
     assert int(pool["initialNodeCount"]) * len(pool["locations"]) == expected_nodes
-    assert pool["config"]["machineType"] == setting("gke_cluster", "gke_cluster_machine_type")
+    assert pool["config"]["machineType"] == settings["gke_cluster_machine_type"]
     assert int(cluster["currentNodeCount"]) == expected_nodes
 
 
@@ -68,10 +68,10 @@ def test_kubeconfig_is_private(host, kubeconfig):
     assert kubeconfig_file.mode == 0o600
 
 
-def test_nodes_of_the_pool_are_ready(core, setting):
-    pool = setting("gke_cluster", "gke_cluster_node_pool_name")
+def test_nodes_of_the_pool_are_ready(core, settings):
+    pool = settings["gke_cluster_node_pool_name"]
     nodes = core.list_node(label_selector=f"{POOL_LABEL}={pool}").items
-    assert len(nodes) == int(setting("gke_cluster", "gke_cluster_node_count"))
+    assert len(nodes) == int(settings["gke_cluster_node_count"])
     not_ready = [
         n.metadata.name
         for n in nodes
@@ -80,15 +80,15 @@ def test_nodes_of_the_pool_are_ready(core, setting):
     assert not not_ready, f"nodes not Ready: {not_ready}"
 
 
-def test_release_deployed_with_the_pinned_chart(sandbox, kubeconfig, release, namespace, setting):
+def test_release_deployed_with_the_pinned_chart(sandbox, kubeconfig, release, namespace, settings):
     entry = harness.helm_release(sandbox, kubeconfig, release, namespace)
     assert entry, f"no Helm release {release} in namespace {namespace}"
     assert entry["status"] == "deployed"
-    pinned = setting("dask_chart", "dask_chart_version")
-    assert entry["chart"] == f"{setting('dask_chart', 'dask_chart_chart_name')}-{pinned}"
+    pinned = settings["dask_chart_version"]
+    assert entry["chart"] == f"{settings['dask_chart_chart_name']}-{pinned}"
 
 
-def test_release_written_by_the_configured_helm_major(core, namespace, release, setting):
+def test_release_written_by_the_configured_helm_major(core, namespace, release, settings):
     stored = core.list_namespaced_secret(
         namespace, label_selector=f"owner=helm,name={release}"
     ).items
@@ -96,27 +96,27 @@ def test_release_written_by_the_configured_helm_major(core, namespace, release, 
     latest = max(stored, key=lambda s: int(s.metadata.labels["version"]))
     # Secret data is base64 over Helm's own base64 of the gzipped release JSON.
     record = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(latest.data["release"]))))
-    major = int(setting("helm_tiller", "helm_tiller_helm_major"))
+    major = int(settings["helm_tiller_helm_major"])
     # Helm 4 records how it applied the manifests (apply_method csa|ssa); Helm 3 predates it.
     assert ("apply_method" in record) == (major == 4), f"Helm {major} release: {sorted(record)}"
 
 
-def test_extra_pip_packages_identical_everywhere(deployments, setting):
+def test_extra_pip_packages_identical_everywhere(deployments, settings):
     assert sorted(deployments) == sorted(COMPONENTS)
-    expected = setting("dask_chart", "dask_chart_extra_pip_packages")
+    expected = settings["dask_chart_extra_pip_packages"]
     values = {name: container_env(d).get("EXTRA_PIP_PACKAGES") for name, d in deployments.items()}
     assert len(set(values.values())) == 1, f"EXTRA_PIP_PACKAGES differs: {values}"
     assert sorted(values["scheduler"].split()) == sorted(expected)
 
 
-def test_images_on_one_dask_version(deployments, setting):
+def test_images_on_one_dask_version(deployments, settings):
     tags = {
         name: d.spec.template.spec.containers[0].image.rsplit(":", 1)[-1]
         for name, d in deployments.items()
     }
     assert sorted(tags) == sorted(COMPONENTS)
     assert len(set(tags.values())) == 1, f"images on different Dask versions: {tags}"
-    assert tags["scheduler"] == str(setting("dask_chart", "dask_chart_dask_version"))
+    assert tags["scheduler"] == str(settings["dask_chart_dask_version"])
 
 
 @pytest.fixture(scope="module")
@@ -133,12 +133,12 @@ def jupyter_hashes(core, namespace, release, deployments) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def jupyter_password(setting, artifact) -> str:
-    """The configured password, else the one the role generated into its 0600 file."""
-    configured = setting("dask_chart", "dask_chart_jupyter_password")
+def jupyter_password(scenario_vars, settings) -> str:
+    """The scenario's password, else the one the role generated into its 0600 file."""
+    configured = scenario_vars.get("dask_chart_jupyter_password")
     if configured:
         return configured
-    path = artifact("dask_chart", "dask_chart_jupyter_password_file")
+    path = harness.REPO_ROOT / settings["dask_chart_jupyter_password_file"]
     assert path.is_file(), f"no password given and none generated into {path}"
     assert path.stat().st_mode & 0o777 == 0o600, f"{path} is not private"
     return path.read_text().strip()
@@ -181,18 +181,17 @@ def load_balancers(core, namespace, release) -> dict[str, client.V1Service]:
     }
 
 
-def test_load_balancers_carry_source_ranges(load_balancers, setting):
+def test_load_balancers_carry_source_ranges(load_balancers, settings):
     assert sorted(load_balancers) == ["jupyter", "scheduler"]
-    expected = sorted(setting("dask_chart", "dask_chart_allowed_source_ranges"))
+    expected = sorted(settings["dask_chart_allowed_source_ranges"])
     assert expected, "the scenario must set dask_chart_allowed_source_ranges"
     for name, service in load_balancers.items():
         assert sorted(service.spec.load_balancer_source_ranges or []) == expected, name
 
 
-def test_endpoints_file_matches_the_services(load_balancers, artifact):
-    path = artifact("dask_chart", "dask_chart_endpoints_file")
-    assert path.is_file(), f"no endpoints file at {path}"
-    endpoints = json.loads(path.read_text())
+def test_endpoints_file_matches_the_services(load_balancers, endpoints_file, settings):
+    assert endpoints_file.is_file(), f"no endpoints file at {endpoints_file}"
+    endpoints = json.loads(endpoints_file.read_text())
     ips = {
         name: service.status.load_balancer.ingress[0].ip
         for name, service in load_balancers.items()
@@ -204,3 +203,5 @@ def test_endpoints_file_matches_the_services(load_balancers, artifact):
     scheduler = urlsplit(endpoints["scheduler_address"])
     assert scheduler.hostname == ips["scheduler"]
     assert scheduler.port == 8786
+    assert endpoints["dask_version"] == str(settings["dask_chart_dask_version"])
+    assert endpoints["helm_version"].split(".")[0] == str(settings["helm_tiller_helm_major"])

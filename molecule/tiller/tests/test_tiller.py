@@ -17,14 +17,14 @@ def api(kubeconfig):
 
 
 @pytest.fixture(scope="module")
-def tiller(setting) -> dict[str, str]:
-    namespace = setting("helm_tiller", "helm_tiller_namespace")
-    account = setting("helm_tiller", "helm_tiller_service_account")
+def tiller(settings) -> dict[str, str]:
+    namespace = settings["helm_tiller_namespace"]
+    account = settings["helm_tiller_service_account"]
     return {
         "namespace": namespace,
         "account": account,
         "user": f"system:serviceaccount:{namespace}:{account}",
-        "image": setting("helm_tiller", "helm_tiller_image"),
+        "image": settings["helm_tiller_image"],
     }
 
 

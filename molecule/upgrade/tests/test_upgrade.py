@@ -11,8 +11,8 @@ UPGRADE_TIMEOUT = 600  # seconds
 
 
 @pytest.fixture(scope="module")
-def new_packages(setting) -> list[str]:
-    deployed = setting("dask_chart", "dask_chart_extra_pip_packages")
+def new_packages(settings) -> list[str]:
+    deployed = settings["dask_chart_extra_pip_packages"]
     packages = [*deployed, "xarray"]
     assert packages != deployed
     return packages
