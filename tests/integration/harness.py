@@ -29,6 +29,8 @@ ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 # Every playbook output of the suite is kept here (git-ignored), one file per run.
 RUN_LOG_ROOT = ARTIFACTS_DIR / "integration"
 
+# Where a failed run explains itself: a task failure or an error line.
+FAILURE_START = re.compile(r"^(fatal:|failed:|ERROR!|\[ERROR\])", re.MULTILINE)
 RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)
 
 
@@ -153,6 +155,11 @@ class PlaybookRun:
                 pairs = (item.split("=") for item in match.group("counts").split())
                 return {key: int(value) for key, value in pairs}
         return {}
+
+    def failure(self) -> str:
+        """The output from Ansible's first failure or error line on ("" when none)."""
+        start = FAILURE_START.search(self.output)
+        return self.output[start.start() :] if start else ""
 
     def describe(self, tail: int = 60) -> str:
         """What a person needs when an assertion on this run fails."""

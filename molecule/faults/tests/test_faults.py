@@ -116,7 +116,7 @@ def test_load_balancer_never_assigned_names_the_services(faults):
         timeout=RUN_TIMEOUT,
     )
     assert run.returncode != 0, run.describe()
-    failure = run.output[run.output.find("fatal:") :]
+    failure = run.failure()
     for service in (f"{release}-scheduler", f"{release}-jupyter"):
         assert service in failure, f"{service} not named:{run.describe()}"
     assert run.leftovers() == [], "module processes outlived the failed run"

@@ -163,7 +163,7 @@ def test_default_mode_can_fail_on_the_leftover_tiller(tiller):
         timeout=RUN_TIMEOUT,
     )
     assert run.returncode != 0, run.describe()
-    failure = " ".join(run.output[run.output.find("fatal:") :].split())
+    failure = " ".join(run.failure().split())
     assert "Tiller found" in failure, run.describe()
 
 
