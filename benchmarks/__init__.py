@@ -1,0 +1,1 @@
+"""Benchmarks of dask-gke in the sandbox (`make bench`); see benchmarks/README.md."""

@@ -1,0 +1,260 @@
+"""The tutorial's essential steps done directly, as the baseline of the benchmarks.
+
+    python benchmarks/raw_tutorial.py install --cluster dask-bench --nodes 5 --workers 3
+    python benchmarks/raw_tutorial.py upgrade --kubeconfig artifacts/dask-bench/kubeconfig \
+        --workers 4
+
+The tutorial used gcloud, which cannot reach the sandbox's GKE emulator, so the
+cluster is created with the REST calls gcloud makes (POST the cluster with its
+node pool, poll the operation every second, read the cluster back). Then the
+helm binary of the sandbox (env.json HELM_BIN) adds the repository and installs
+with --wait, and the LoadBalancer IPs are polled every 0.5 s (the tutorial's
+`kubectl get services` loop). Prints one JSON document: the seconds of every
+step and the addresses. Read-only towards anything it did not create.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kubernetes import client, config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from benchmarks.sandbox_api import BenchError, Gke, load_env
+
+OPERATION_POLL = 1.0  # seconds, as gcloud and the google.cloud modules poll
+LB_POLL = 0.5  # seconds between two reads of the Services
+SERVICES = ("scheduler", "jupyter")
+
+
+def helm_env(env: dict[str, str]) -> dict[str, str]:
+    """The caller's environment with the sandbox's Helm home directories."""
+    names = ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME")
+    return {**os.environ, **{name: env[name] for name in names}}
+
+
+def run_helm(env: dict[str, str], args: list[str], timeout: float) -> None:
+    argv = [env["HELM_BIN"], *args]
+    result = subprocess.run(
+        argv, env=helm_env(env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise BenchError(
+            f"{' '.join(argv[:3])} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+        )
+
+
+def kubeconfig_text(cluster: dict, token: str) -> str:
+    """A kubeconfig for the cluster with the bearer token (gcloud get-credentials, token form)."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "raw",
+                    "cluster": {
+                        "server": f"https://{cluster['endpoint']}",
+                        "certificate-authority-data": cluster["masterAuth"]["clusterCaCertificate"],
+                    },
+                }
+            ],
+            "users": [{"name": "raw", "user": {"token": token}}],
+            "contexts": [{"name": "raw", "context": {"cluster": "raw", "user": "raw"}}],
+            "current-context": "raw",
+        }
+    )
+
+
+def write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def wait_for_lb_ips(
+    kubeconfig: Path, namespace: str, names: list[str], timeout: float
+) -> dict[str, str]:
+    """Poll the Services until each has an ingress IP; {name: ip}."""
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    deadline = time.monotonic() + timeout
+    addresses: dict[str, str] = {}
+    while True:
+        for name in names:
+            if name not in addresses:
+                ingress = core.read_namespaced_service(name, namespace).status.load_balancer.ingress
+                if ingress and ingress[0].ip:
+                    addresses[name] = ingress[0].ip
+        if len(addresses) == len(names):
+            return addresses
+        if time.monotonic() > deadline:
+            missing = sorted(set(names) - set(addresses))
+            raise BenchError(f"no LoadBalancer IP for {missing} after {timeout:.0f} s")
+        time.sleep(LB_POLL)
+
+
+class Steps:
+    """Times consecutive steps: `with steps.step("name"): ...`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.started = time.monotonic()
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        start = time.monotonic()
+        yield
+        self.seconds[name] = round(time.monotonic() - start, 3)
+
+    def result(self, **extra) -> dict:
+        return {"phases": self.seconds, "total": round(time.monotonic() - self.started, 3), **extra}
+
+
+def service_names(release: str) -> list[str]:
+    # The chart names resources <release> when the release name contains "dask".
+    fullname = release if "dask" in release else f"{release}-dask"
+    return [f"{fullname}-{service}" for service in SERVICES]
+
+
+def install(args: argparse.Namespace, env: dict[str, str]) -> dict:
+    gke = Gke(env, args.location)
+    steps = Steps()
+    workdir = Path(tempfile.mkdtemp(prefix="dask-gke-raw-"))  # 0700: holds the token
+    try:
+        with steps.step("create cluster + node pool"):
+            pool = {
+                "name": args.node_pool,
+                "initialNodeCount": args.nodes,
+                "config": {"machineType": args.machine_type, "diskSizeGb": 100},
+            }
+            gke.wait_operation(gke.create_cluster(args.cluster, pool), args.timeout, OPERATION_POLL)
+            cluster = gke.cluster(args.cluster)
+            if cluster is None or cluster.get("status") != "RUNNING":
+                raise BenchError(
+                    f"cluster {args.cluster} is not RUNNING after its create: "
+                    f"{None if cluster is None else cluster.get('status')}"
+                )
+        with steps.step("kubeconfig"):
+            kubeconfig = workdir / "kubeconfig"
+            write_private(kubeconfig, kubeconfig_text(cluster, env["GCP_ACCESS_TOKEN"]))
+        with steps.step("helm repo add + update"):
+            run_helm(
+                env,
+                ["repo", "add", args.repo_name, env["SANDBOX_CHART_REPO_URL"], "--force-update"],
+                args.timeout,
+            )
+            run_helm(env, ["repo", "update", args.repo_name], args.timeout)
+        with steps.step("helm install --wait"):
+            run_helm(
+                env,
+                [
+                    "install",
+                    args.release,
+                    f"{args.repo_name}/dask",
+                    "--version",
+                    args.chart_version,
+                    "--namespace",
+                    args.namespace,
+                    "--create-namespace",
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "--wait",
+                    "--timeout",
+                    f"{int(args.timeout)}s",
+                    "--set",
+                    "scheduler.serviceType=LoadBalancer",
+                    "--set",
+                    "jupyter.serviceType=LoadBalancer",
+                    "--set",
+                    f"worker.replicas={args.workers}",
+                ],
+                args.timeout + 30,
+            )
+        with steps.step("LoadBalancer IPs"):
+            addresses = wait_for_lb_ips(
+                kubeconfig, args.namespace, service_names(args.release), args.timeout
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return steps.result(addresses=addresses)
+
+
+def upgrade(args: argparse.Namespace, env: dict[str, str]) -> dict:
+    """helm upgrade --wait with one changed value, then the LoadBalancer IPs."""
+    steps = Steps()
+    with steps.step("helm upgrade --wait"):
+        run_helm(
+            env,
+            [
+                "upgrade",
+                args.release,
+                f"{args.repo_name}/dask",
+                "--version",
+                args.chart_version,
+                "--namespace",
+                args.namespace,
+                "--kubeconfig",
+                str(args.kubeconfig),
+                "--reuse-values",
+                "--set",
+                f"worker.replicas={args.workers}",
+                "--wait",
+                "--timeout",
+                f"{int(args.timeout)}s",
+            ],
+            args.timeout + 30,
+        )
+    with steps.step("LoadBalancer IPs"):
+        addresses = wait_for_lb_ips(
+            args.kubeconfig, args.namespace, service_names(args.release), args.timeout
+        )
+    return steps.result(addresses=addresses)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["install", "upgrade"])
+    parser.add_argument("--cluster", default="dask-bench")
+    parser.add_argument("--location", default="us-central1-a")
+    parser.add_argument("--node-pool", default="dask-pool")
+    parser.add_argument("--machine-type", default="n1-standard-1")
+    parser.add_argument("--nodes", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--release", default="dask")
+    parser.add_argument("--namespace", default="dask")
+    parser.add_argument("--repo-name", default="dask")
+    parser.add_argument("--chart-version", default="2024.1.1")
+    parser.add_argument("--kubeconfig", type=Path, help="upgrade: kubeconfig of the cluster")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds allowed to every wait (operation, helm, LoadBalancer)",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "upgrade" and args.kubeconfig is None:
+        parser.error("upgrade needs --kubeconfig")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        env = load_env()
+        result = install(args, env) if args.command == "install" else upgrade(args, env)
+    except (BenchError, subprocess.TimeoutExpired) as error:
+        print(f"raw_tutorial: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

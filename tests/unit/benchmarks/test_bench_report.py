@@ -1,0 +1,79 @@
+"""The README table of the latest figures."""
+
+from benchmarks import report
+
+
+def summary(median, runs=3):
+    return {"median": median, "runs": runs}
+
+
+RESULTS = {
+    "deploy": {
+        "deploy": {"wall": summary(75.0)},
+        "raw": {"wall": summary(50.0)},
+        "ratio": {"median_of_ratios": 1.5},
+        "target": {"met": True},
+    },
+    "rerun": {
+        "wall": summary(16.2),
+        "changed_max": 0,
+        "gke_calls": summary(4),
+        "gke_writes_max": 0,
+        "k8s_reads": summary(20),
+        "k8s_writes_max": 0,
+        "target": {"met": False},
+    },
+    "scale": {
+        "points": [
+            {
+                "nodes": 500,
+                "workers": 1000,
+                "wall": summary(300.0),
+                "peak_rss_mib": summary(420.0),
+                "wait_reads": summary(30),
+                "ok_runs": 0,
+                "failed_runs": 1,
+            }
+        ],
+        "wait_calls": {"met": None, "detail": "needs two worker counts per node count"},
+    },
+}
+
+
+def test_rows_state_figures_targets_and_verdicts():
+    rows = report.rows(RESULTS)
+    assert rows[0] == (
+        "Full deploy vs raw script (from nothing to endpoints)",
+        "75.0 s vs 50.0 s: **1.50x**",
+        "<= 1.5x",
+        "met",
+    )
+    assert rows[1][0] == "Converged re-run of deploy.yml"
+    assert rows[1][1].startswith("16.2 s, changed=0")
+    assert rows[1][3] == "**missed**"
+    assert rows[2][1] == "300.0 s, peak RSS 420 MiB, wait reads 30, 0/1 ok"
+    assert rows[2][3] == "**missed**"
+    assert rows[3][3] == "n/a"
+    assert len(rows) == 4  # no upgrade or lbwait results: no rows for them
+
+
+def test_update_readme_replaces_only_the_marked_table(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"# Benchmarks\n\nIntro.\n\n{report.START}\nold table\n{report.END}\n\n## Method\n\nKept.\n"
+    )
+    table = report.render(RESULTS, {"date": "2026-11-26 15:40 UTC", "description": "2 cores"})
+    report.update_readme(readme, table)
+    text = readme.read_text()
+    assert "old table" not in text
+    assert "Measured 2026-11-26 15:40 UTC on 2 cores." in text
+    assert text.startswith("# Benchmarks\n\nIntro.\n")
+    assert text.endswith("## Method\n\nKept.\n")
+    assert text.count(report.START) == 1
+
+
+def test_update_readme_appends_when_there_are_no_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n")
+    report.update_readme(readme, report.render({}, None))
+    assert readme.read_text().startswith(f"# Benchmarks\n\n{report.START}\n")

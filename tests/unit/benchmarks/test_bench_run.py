@@ -1,0 +1,108 @@
+"""Pure helpers of benchmarks/run.py, raw_tutorial.py and ansible_run.py."""
+
+import argparse
+import json
+
+import pytest
+import yaml
+from kubernetes import config
+
+from benchmarks import ansible_run, plots, raw_tutorial, run
+
+
+def test_parse_points():
+    assert run.parse_points("10:10, 500:1000,") == [(10, 10), (500, 1000)]
+    with pytest.raises(argparse.ArgumentTypeError, match="'500x1000'"):
+        run.parse_points("500x1000")
+
+
+def test_quick_and_only_options():
+    args = run.parse_args(["--quick", "--only", "deploy,scale"])
+    assert (args.runs, args.scale_runs, args.scale_points) == (1, 1, [(10, 10)])
+    assert args.only == ["deploy", "scale"]
+    with pytest.raises(SystemExit):
+        run.parse_args(["--only", "deploy,warp"])
+
+
+def point(nodes, workers, reads):
+    return {"nodes": nodes, "workers": workers, "wait_reads": {"median": reads}}
+
+
+def test_wait_calls_constant_within_the_allowed_jitter():
+    verdict = run.wait_calls_verdict(
+        [point(500, 10, 20), point(500, 100, 22), point(500, 1000, 28), point(10, 10, 18)]
+    )
+    assert verdict["met"] is True
+    assert verdict["detail"] == "500 nodes: 10 workers 20, 100 workers 22, 1000 workers 28"
+
+
+def test_wait_calls_growing_with_workers_miss_the_target():
+    verdict = run.wait_calls_verdict([point(500, 10, 20), point(500, 1000, 400)])
+    assert verdict["met"] is False
+
+
+def test_wait_calls_need_two_worker_counts():
+    assert run.wait_calls_verdict([point(10, 10, 5), point(100, 100, 6)])["met"] is None
+
+
+def test_phases_median_over_successful_runs_in_run_order():
+    records = [
+        {"ok": True, "phases": {"start-up": 2.0, "gke_cluster": 30.0, "dask_chart": 10.0}},
+        {"ok": True, "phases": {"start-up": 4.0, "gke_cluster": 50.0, "dask_chart": 14.0}},
+        {"ok": False, "phases": {"start-up": 99.0}},
+        {"ok": True, "phases": {"start-up": 3.0, "gke_cluster": 40.0, "dask_chart": 12.0}},
+    ]
+    assert run.phases_median(records) == {"start-up": 3.0, "gke_cluster": 40.0, "dask_chart": 12.0}
+
+
+def test_raw_kubeconfig_is_usable_by_the_kubernetes_client():
+    cluster = {"endpoint": "127.0.0.1:32001", "masterAuth": {"clusterCaCertificate": "Q0EK"}}
+    document = yaml.safe_load(raw_tutorial.kubeconfig_text(cluster, "tok"))
+    api = config.new_client_from_config_dict(document)
+    assert api.configuration.host == "https://127.0.0.1:32001"
+    assert api.configuration.api_key["BearerToken"] == "Bearer tok"
+
+
+def test_raw_service_names_follow_the_chart():
+    assert raw_tutorial.service_names("dask") == ["dask-scheduler", "dask-jupyter"]
+    assert raw_tutorial.service_names("prod") == ["prod-dask-scheduler", "prod-dask-jupyter"]
+
+
+def test_raw_upgrade_needs_a_kubeconfig():
+    with pytest.raises(SystemExit):
+        raw_tutorial.parse_args(["upgrade", "--workers", "4"])
+
+
+def test_module_result_from_the_json_callback_output():
+    document = {
+        "plays": [{"tasks": [{"hosts": {"localhost": {"elapsed": 1.2, "changed": False}}}]}]
+    }
+    output = "[WARNING]: something\n" + json.dumps(document, indent=4) + "\n"
+    assert ansible_run.module_result(output) == {"elapsed": 1.2, "changed": False}
+
+
+def test_plots_are_small_pngs(tmp_path):
+    deploy = {
+        "deploy": {"phases_median": {"start-up": 3.0, "gke_cluster": 40.0, "dask_chart": 20.0}},
+        "raw": {"phases_median": {"create cluster + node pool": 35.0, "helm install --wait": 10.0}},
+        "ratio": {"median_of_ratios": 1.4},
+    }
+    scale = {
+        "points": [
+            {
+                "nodes": 500,
+                "workers": w,
+                "wall": {"median": 60.0 + w / 10},
+                "peak_rss_mib": {"median": 300.0},
+                "wait_reads": {"median": 20},
+            }
+            for w in (10, 100, 1000)
+        ]
+    }
+    for path in (
+        plots.deploy_phases(deploy, tmp_path / "d.png"),
+        plots.scale(scale, tmp_path / "s.png"),
+    ):
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG")
+        assert len(data) < 200_000
