@@ -13,8 +13,8 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "${repo_root}"
 
-# Cheapest first, so a broken input check or deploy fails fast.
-all_scenarios="bad-input default helm3 upgrade tiller faults"
+# The plain deploy first: when it breaks, every other scenario would too.
+all_scenarios="default bad-input upgrade helm3 tiller faults"
 scenarios="${SCENARIOS:-${all_scenarios}}"
 sandbox_dir="${DASK_GKE_SANDBOX_DIR:-${repo_root}/.sandbox}"
 log_root="${repo_root}/artifacts/integration"
