@@ -4,8 +4,10 @@ Needs the built sandbox tools (skipped otherwise).
 """
 
 import base64
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -43,6 +45,13 @@ def missing_tools() -> list[str]:
     return [t for t in TOOLS if not os.access(bin_dir() / t, os.X_OK)]
 
 
+def kill_leftovers(sandbox_dir: Path) -> None:
+    """SIGKILL what kwokctl started under sandbox_dir, should deleting the cluster fail."""
+    for pid_file in (sandbox_dir / "kwok").glob("clusters/*/pids/*.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
 def wait_done(session, url: str) -> dict:
     deadline = time.monotonic() + OPERATION_TIMEOUT
     while time.monotonic() < deadline:
@@ -76,7 +85,7 @@ def test_cluster_created_through_the_api_is_a_real_cluster():
         op = session.post(clusters, json=body, timeout=10).json()
         done = wait_done(session, f"{operations}/{op['name']}")
         print(f"CREATE_CLUSTER with 3 nodes: {time.monotonic() - started:.1f} s")
-        assert "error" not in done, done
+        assert "error" not in done, done["error"]
         cluster = session.get(f"{clusters}/dask", timeout=10).json()
         assert cluster["status"] == "RUNNING"
 
@@ -98,10 +107,13 @@ def test_cluster_created_through_the_api_is_a_real_cluster():
         op = session.delete(f"{clusters}/dask", timeout=10).json()
         done = wait_done(session, f"{operations}/{op['name']}")
         print(f"DELETE_CLUSTER: {time.monotonic() - started:.1f} s")
-        assert "error" not in done, done
+        assert "error" not in done, done["error"]
         assert backend.list_clusters() == []
     finally:
-        for cluster_id in backend.list_clusters():
-            backend.delete_cluster(cluster_id)
         daemon.stop()
+        try:
+            for cluster_id in backend.list_clusters():
+                backend.delete_cluster(cluster_id)
+        finally:
+            kill_leftovers(sandbox_dir)
         shutil.rmtree(sandbox_dir, ignore_errors=True)
