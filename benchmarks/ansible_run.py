@@ -113,11 +113,12 @@ def playbook(
 def module(name: str, module_args: dict, run_dir: Path, label: str, timeout: float) -> tuple:
     """`ansible localhost -m <name>` with the JSON stdout callback: (AnsibleRun, module result)."""
     argv = [str(VENV_BIN / "ansible"), "localhost", "-m", name, "-a", json.dumps(module_args)]
+    # Only the JSON on stdout: our callback (writing nothing here) replaces profile_tasks.
     env = {
         **bench_environment(None, None),
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_CALLBACKS_ENABLED": "",
+        "ANSIBLE_CALLBACKS_ENABLED": "dask_gke_bench",
     }
     result = run(argv, run_dir / f"{label}.log", timeout, env)
     return result, module_result(result.log.read_text(encoding="utf-8"))

@@ -3,8 +3,10 @@
 The sandbox's API servers have no audit log, so calls are counted by scraping
 GET /metrics before and after what is measured. The counters do not say who
 called; calls the cluster makes by itself (leader-election leases, KWOK's
-node and pod status updates, Events) are set apart as background. A watch is
-counted when it ends, which for our modules is when their process exits.
+node and pod status updates, Events) are set apart as background. Server-side
+dry runs (kubernetes.core.k8s compares that way before it patches) change
+nothing and are counted apart too. A watch is counted when it ends, which for
+our modules is when their process exits.
 """
 
 import base64
@@ -25,13 +27,14 @@ SCRAPE_TIMEOUT = 15.0  # seconds for one GET /metrics
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
-CallKey = tuple[str, str, str]  # (verb, resource, subresource)
+DRY_RUN = "dry-run"  # suffix of the verb of a server-side dry run
 
 
 def parse_request_totals(text: str) -> Counter:
     """apiserver_request_total summed over codes and versions, by (verb, resource, subresource).
 
-    Requests that name no resource (/metrics, /version, /openapi) are left out.
+    A dry run's verb gets the suffix " dry-run". Requests that name no resource
+    (/metrics, /version, /openapi) are left out.
     """
     totals: Counter = Counter()
     for line in text.splitlines():
@@ -42,7 +45,10 @@ def parse_request_totals(text: str) -> Counter:
         resource = labels.get("resource", "")
         if not resource:
             continue
-        key = (labels.get("verb", ""), resource, labels.get("subresource", ""))
+        verb = labels.get("verb", "")
+        if labels.get("dry_run"):
+            verb = f"{verb} {DRY_RUN}"
+        key = (verb, resource, labels.get("subresource", ""))
         totals[key] += int(float(match["value"]))
     return totals
 
@@ -59,11 +65,19 @@ def delta(before: Counter, after: Counter) -> Counter:
 
 
 def classify(calls: Counter) -> dict:
-    """Reads and writes, with background calls set apart, and the detail by call."""
-    summary = {"reads": 0, "writes": 0, "background_reads": 0, "background_writes": 0}
+    """Reads and writes, with background calls and dry runs set apart, and the detail by call."""
+    summary = {
+        "reads": 0,
+        "writes": 0,
+        "dry_run_writes": 0,
+        "background_reads": 0,
+        "background_writes": 0,
+    }
     for (verb, resource, subresource), count in calls.items():
         background = (resource, subresource) in BACKGROUND
-        if verb in READ_VERBS:
+        if verb.endswith(DRY_RUN):
+            summary["dry_run_writes"] += count
+        elif verb in READ_VERBS:
             summary["background_reads" if background else "reads"] += count
         elif verb in WRITE_VERBS:
             summary["background_writes" if background else "writes"] += count

@@ -15,7 +15,8 @@ from kubernetes import client, config, watch
 from benchmarks.sandbox_api import BenchError
 from benchmarks.timings import epoch
 
-WATCH_SECONDS = 120  # longest single watch; every sample takes far less
+WATCH_SECONDS = 90  # server-side end of the watch; every sample takes far less
+STOP_WAIT = 2.0  # seconds stop() waits for the thread
 
 
 class ServiceWatcher(threading.Thread):
@@ -27,21 +28,30 @@ class ServiceWatcher(threading.Thread):
         self.namespace = namespace
         self.events: list[tuple[float, str, bool]] = []
         self.listening = threading.Event()
+        self.error: str | None = None  # why the watch ended early, if it did
+        self._stopping = False
         self._watch = watch.Watch()
 
     def run(self) -> None:
-        for event in self._watch.stream(
-            self.core.list_namespaced_service, self.namespace, timeout_seconds=WATCH_SECONDS
-        ):
-            service = event["object"]
-            balancer = service.status.load_balancer
-            has_ip = bool(balancer and balancer.ingress and balancer.ingress[0].ip)
-            self.events.append((time.time(), service.metadata.name, has_ip))
-            self.listening.set()  # the first events are the existing Services: the watch is open
+        try:
+            for event in self._watch.stream(
+                self.core.list_namespaced_service, self.namespace, timeout_seconds=WATCH_SECONDS
+            ):
+                service = event["object"]
+                balancer = service.status.load_balancer
+                has_ip = bool(balancer and balancer.ingress and balancer.ingress[0].ip)
+                self.events.append((time.time(), service.metadata.name, has_ip))
+                self.listening.set()  # the first events are the existing Services: watch open
+        except Exception as error:  # the stream breaks when stop() closes it: expected then
+            if not self._stopping:
+                self.error = f"{type(error).__name__}: {error}"
 
     def stop(self) -> None:
+        """Stop recording. The stream notices at its next event or when the server ends it
+        (WATCH_SECONDS); the daemon thread is not waited for longer than STOP_WAIT."""
+        self._stopping = True
         self._watch.stop()
-        self.join(timeout=WATCH_SECONDS)
+        self.join(timeout=STOP_WAIT)
 
 
 def clear_ingress(kubeconfig: Path, namespace: str, names: list[str]) -> float:

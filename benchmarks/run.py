@@ -441,7 +441,9 @@ def _lb_sample(bench: Bench, label: str, names: list[str]) -> dict:
     if not run.ok or result.get("failed"):
         log(f"{label}: FAILED ({result.get('msg', run.output_tail)})")
         return {"label": label, "ok": False, "error": result.get("msg") or run.output_tail}
-    assigned = lb_latency.assigned_times(watcher.events, names, cleared)
+    if watcher.error:
+        raise BenchError(f"{label}: the Service watch broke: {watcher.error}")
+    assigned = lb_latency.assigned_times(list(watcher.events), names, cleared)
     sample = lb_latency.latencies(result, assigned)
     log(
         f"{label}: return latency {sample['return_latency']:.3f} s"

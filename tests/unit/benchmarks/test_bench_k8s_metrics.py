@@ -8,10 +8,10 @@ import yaml
 from benchmarks import k8s_metrics
 
 
-def sample(verb, resource, value, *, group="", subresource="", code="200"):
+def sample(verb, resource, value, *, group="", subresource="", code="200", dry_run=""):
     """One apiserver_request_total line as kube-apiserver prints it."""
     labels = (
-        f'code="{code}",component="apiserver",dry_run="",group="{group}",'
+        f'code="{code}",component="apiserver",dry_run="{dry_run}",group="{group}",'
         f'resource="{resource}",scope="resource",subresource="{subresource}",'
         f'verb="{verb}",version="v1"'
     )
@@ -29,6 +29,7 @@ METRICS = "\n".join(
         sample("PUT", "leases", 40, group="coordination.k8s.io"),
         sample("PATCH", "nodes", 7, subresource="status"),
         sample("POST", "secrets", 1, code="201"),
+        sample("PATCH", "namespaces", 2, dry_run="All"),  # kubernetes.core.k8s comparing
         sample("GET", "", 5, subresource="/metrics"),  # a non-resource request
         'apiserver_request_duration_seconds_bucket{verb="GET",resource="deployments",le="0.1"} 99',
     ]
@@ -45,6 +46,7 @@ def test_parse_sums_codes_and_skips_non_resource_requests_and_other_metrics():
             ("PUT", "leases", ""): 40,
             ("PATCH", "nodes", "status"): 7,
             ("POST", "secrets", ""): 1,
+            ("PATCH dry-run", "namespaces", ""): 2,
         }
     )
 
@@ -63,6 +65,7 @@ def test_classify_sets_background_calls_apart():
     summary = k8s_metrics.classify(k8s_metrics.parse_request_totals(METRICS))
     assert summary["reads"] == 18
     assert summary["writes"] == 1  # the secret; lease and node status updates are background
+    assert summary["dry_run_writes"] == 2
     assert summary["background_writes"] == 47
     assert summary["background_reads"] == 0
     assert summary["by_call"]["PATCH nodes status"] == 7
