@@ -449,7 +449,7 @@ def kubectl(sandbox: dict[str, str], kubeconfig: Path, *args: str) -> subprocess
 
 def helm_release(sandbox: dict[str, str], kubeconfig: Path, release: str, namespace: str) -> dict:
     """`helm list` entry of the release ({} when absent)."""
-    result = helm(sandbox, kubeconfig, "list", "-n", namespace, "-a", "-o", "json")
+    result = helm(sandbox, kubeconfig, "list", "-n", namespace, "-o", "json")
     if result.returncode != 0:
         raise RuntimeError(f"helm list failed (rc={result.returncode}): {result.stderr}")
     return next((r for r in json.loads(result.stdout) if r["name"] == release), {})
