@@ -21,9 +21,11 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import ssl
+import string
 import subprocess
 import threading
 import time
@@ -109,11 +111,18 @@ def kwok_cluster_name(cluster_id: str) -> str:
     return f"{_dns_label(name, _NAME_LIMIT - 9)}-{_short_hash(cluster_id)}"
 
 
-def node_name(cluster_id: str, pool: str, index: int) -> str:
-    """GKE-style node name, gke-<cluster>-<pool>-<hash>-<n>, at most 63 characters."""
+def node_name(cluster_id: str, pool: str, suffix: str) -> str:
+    """GKE-style node name, gke-<cluster>-<pool>-<hash>-<suffix>, at most 63 characters."""
     _, _, name = split_cluster_id(cluster_id)
     pool_hash = _short_hash(f"{cluster_id}/{pool}")
-    return f"gke-{_dns_label(name, 20)}-{_dns_label(pool, 20)}-{pool_hash}-{index}"
+    return f"gke-{_dns_label(name, 20)}-{_dns_label(pool, 20)}-{pool_hash}-{suffix}"
+
+
+def new_node_suffix() -> str:
+    """Four random characters, as GKE does. Names are never reused: a node
+    re-created under an old name can lose its kwok lease for up to a lease
+    period when the garbage collector removes the old node's Lease."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4))
 
 
 def region_of(location: str) -> str:
@@ -121,11 +130,11 @@ def region_of(location: str) -> str:
     return re.sub(r"-[a-z]$", "", location)
 
 
-def node_manifest(cluster_id: str, pool: str, index: int, machine_type: str,
+def node_manifest(name: str, cluster_id: str, pool: str, machine_type: str,
                   kubelet_version: str) -> dict:
     """A fake Node as GKE labels it; kwok's node stages make it Ready."""
     _, location, _ = split_cluster_id(cluster_id)
-    name = node_name(cluster_id, pool, index)
+    node_id = hashlib.sha256(f"{cluster_id}/{name}".encode()).hexdigest()[:32]
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -143,15 +152,22 @@ def node_manifest(cluster_id: str, pool: str, index: int, machine_type: str,
             },
             "annotations": dict(FAKE_NODE_ANNOTATION),
         },
-        # Nodes keep the status they are created with; the node-ready stage
-        # fills in the rest and keeps these values.
-        "status": {"nodeInfo": {"kubeletVersion": kubelet_version,
-                                "kubeProxyVersion": kubelet_version}},
+        # Nodes keep the status they are created with (the Python client wants
+        # a complete nodeInfo); the node-ready stage fills in conditions,
+        # addresses and capacity and keeps these values.
+        "status": {"nodeInfo": {
+            "kubeletVersion": kubelet_version,
+            "kubeProxyVersion": kubelet_version,
+            "architecture": "amd64",
+            "operatingSystem": "linux",
+            "osImage": "Container-Optimized OS from Google (KWOK fake node)",
+            "kernelVersion": "kwok",
+            "containerRuntimeVersion": "kwok://fake",
+            "machineID": node_id,
+            "systemUUID": node_id,
+            "bootID": node_id,
+        }},
     }
-
-
-def node_index(name: str) -> int:
-    return int(name.rsplit("-", 1)[1])
 
 
 def token_auth_csv(tokens: list[str]) -> str:
@@ -205,12 +221,25 @@ def kwokctl_create_argv(bin_dir: Path, name: str, token_file: Path) -> list[str]
     ]
 
 
+def kwokctl_delete_argv(bin_dir: Path, name: str, workdir: Path) -> list[str]:
+    # `delete --kubeconfig ""` fails ("empty path"); a kubeconfig that does not
+    # exist is read as empty and left unwritten.
+    return [str(bin_dir / "kwokctl"), "delete", "cluster", "--name", name,
+            "--kubeconfig", str(unused_kubeconfig(workdir))]
+
+
+def unused_kubeconfig(workdir: Path) -> Path:
+    """A kubeconfig path nothing ever creates: kwokctl's default instead of ~/.kube/config."""
+    return workdir / "no-kubeconfig"
+
+
 def tool_env(bin_dir: Path, workdir: Path) -> dict[str, str]:
     """Environment of kwokctl: our binaries first, no proxy, our workdir."""
     return {
         "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
         "HOME": os.environ.get("HOME", str(workdir)),
         "KWOK_WORKDIR": str(workdir),
+        "KUBECONFIG": str(unused_kubeconfig(workdir)),
         # kwokctl finds kubectl on PATH; the variable is a second guard
         # against its download fallback.
         "KWOK_KUBECTL_BINARY": str(bin_dir / "kubectl"),
@@ -291,8 +320,7 @@ class KwokBackend:
         with _as_backend_error(f"deleting cluster {cluster_id}"):
             pids = self._component_pids(name)
             if self._cluster_dir(name).exists():
-                self._run_kwokctl(name, [str(self.bin_dir / "kwokctl"), "delete", "cluster",
-                                         "--name", name, "--kubeconfig", ""],
+                self._run_kwokctl(name, kwokctl_delete_argv(self.bin_dir, name, self.workdir),
                                   KWOKCTL_DELETE_TIMEOUT)
             self._stop_leftover_processes(name, pids)
             for directory in (self._cluster_dir(name), self._backend_dir(name)):
@@ -309,21 +337,27 @@ class KwokBackend:
         with _as_backend_error(f"node pool {pool} of {cluster_id}"), self._api(name) as api:
             core = client.CoreV1Api(api)
             kubelet_version = client.VersionApi(api).get_code().git_version
-            existing = {node.metadata.name for node in self._pool_nodes(core, pool)}
-            wanted = {node_name(cluster_id, pool, index) for index in range(node_count)}
-            for index in range(node_count):
-                if node_name(cluster_id, pool, index) not in existing:
-                    core.create_node(node_manifest(cluster_id, pool, index, machine_type,
+            # Oldest first: a shrinking pool gives up its newest nodes.
+            existing = sorted(self._pool_nodes(core, pool),
+                              key=lambda node: (node.metadata.creation_timestamp,
+                                                node.metadata.name))
+            taken = {node.metadata.name for node in existing}
+            while len(taken) < node_count:
+                new_name = node_name(cluster_id, pool, new_node_suffix())
+                if new_name not in taken:
+                    core.create_node(node_manifest(new_name, cluster_id, pool, machine_type,
                                                    kubelet_version))
-            for extra in sorted(existing - wanted, key=node_index, reverse=True):
-                _delete_ignoring_missing(lambda node=extra: core.delete_node(node))
+                    taken.add(new_name)
+            for extra in reversed(existing[node_count:]):
+                _delete_ignoring_missing(
+                    lambda node=extra.metadata.name: core.delete_node(node))
             self._wait_for(
                 lambda: self._pool_state(core, pool) == (node_count, node_count),
                 NODES_READY_TIMEOUT,
                 lambda: f"node pool {pool} of {cluster_id}: wanted {node_count} Ready nodes, "
                         f"have (nodes, ready) = {self._pool_state(core, pool)}",
             )
-        self.timings.setdefault(cluster_id, {})[f"pool {pool} ready"] = (
+        self.timings.setdefault(cluster_id, {})[f"pool {pool} at {node_count} nodes"] = (
             time.monotonic() - started)
 
     def delete_node_pool(self, cluster_id: str, pool: str) -> None:
@@ -378,7 +412,7 @@ class KwokBackend:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"kwok-{name}.log"
         with self._kwokctl_lock, log_path.open("a", encoding="utf-8") as log_file:
-            log_file.write(f"\n$ {' '.join(argv[1:4])} --name {name}\n")
+            log_file.write(f"\n$ kwokctl {' '.join(argv[1:3])} --name {name}\n")
             log_file.flush()
             try:
                 result = subprocess.run(

@@ -55,13 +55,16 @@ def test_kwok_names_are_stable_distinct_and_valid():
 
 
 def test_node_names_are_gke_style_and_fit_a_label():
-    names = {kwok_backend.node_name(CLUSTER_ID, pool, index)
-             for pool in ("default-pool", "workers") for index in range(5)}
-    assert len(names) == 10
-    first = kwok_backend.node_name(CLUSTER_ID, "default-pool", 0)
-    assert first.startswith("gke-dask-default-pool-")
-    assert first.endswith("-0")
-    long = kwok_backend.node_name("p.l." + "c" * 60, "p" * 60, 999)
+    suffixes = {kwok_backend.new_node_suffix() for _ in range(20)}
+    assert len(suffixes) > 1
+    assert all(len(s) == 4 and s.isalnum() and s == s.lower() for s in suffixes)
+    names = {kwok_backend.node_name(CLUSTER_ID, pool, suffix)
+             for pool in ("default-pool", "workers") for suffix in ("ab12", "cd34")}
+    assert len(names) == 4
+    name = kwok_backend.node_name(CLUSTER_ID, "default-pool", "ab12")
+    assert name.startswith("gke-dask-default-pool-")
+    assert name.endswith("-ab12")
+    long = kwok_backend.node_name("p.l." + "c" * 60, "p" * 60, "wxyz")
     assert len(long) <= 63
 
 
@@ -72,9 +75,11 @@ def test_region_of(location, region):
 
 
 def test_node_manifest_carries_gke_labels_and_the_kwok_annotation():
-    node = kwok_backend.node_manifest(CLUSTER_ID, "default-pool", 2, "n1-standard-1", "v1.36.3")
+    name = kwok_backend.node_name(CLUSTER_ID, "default-pool", "ab12")
+    node = kwok_backend.node_manifest(name, CLUSTER_ID, "default-pool", "n1-standard-1",
+                                      "v1.36.3")
     labels = node["metadata"]["labels"]
-    assert node["metadata"]["name"] == kwok_backend.node_name(CLUSTER_ID, "default-pool", 2)
+    assert node["metadata"]["name"] == name
     assert labels["cloud.google.com/gke-nodepool"] == "default-pool"
     assert labels["node.kubernetes.io/instance-type"] == "n1-standard-1"
     assert labels["topology.kubernetes.io/zone"] == "us-central1-a"
@@ -82,7 +87,6 @@ def test_node_manifest_carries_gke_labels_and_the_kwok_annotation():
     assert labels["kubernetes.io/hostname"] == node["metadata"]["name"]
     assert node["metadata"]["annotations"] == {"kwok.x-k8s.io/node": "fake"}
     assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.3"
-    assert kwok_backend.node_index(node["metadata"]["name"]) == 2
 
 
 # ---------------------------------------------------------------- tokens
@@ -268,6 +272,15 @@ def _get(endpoint: str, ca_pem: str, token: str, path: str) -> dict:
         return json.load(response)
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (PID 1 here does not always reap re-parented children)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _wait(what: str, condition, timeout: float) -> float:
     started = time.monotonic()
     while not condition():
@@ -301,11 +314,20 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
         timings["5 nodes Ready"] = time.monotonic() - started
         nodes = _get(access.endpoint, access.ca_pem, token,
                      "/api/v1/nodes?labelSelector=cloud.google.com/gke-nodepool%3Ddefault-pool")
-        assert len(nodes["items"]) == 5
+        first_names = {n["metadata"]["name"] for n in nodes["items"]}
+        assert len(first_names) == 5
         backend.ensure_node_pool(CLUSTER_ID, "default-pool", 3, "n1-standard-1")
-        nodes = _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")
-        assert sorted(kwok_backend.node_index(n["metadata"]["name"]) for n in nodes["items"]) == [
-            0, 1, 2]
+        kept = {n["metadata"]["name"] for n in
+                _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"]}
+        assert len(kept) == 3
+        assert kept <= first_names
+        started = time.monotonic()
+        backend.ensure_node_pool(CLUSTER_ID, "default-pool", 5, "n1-standard-1")
+        timings["2 more nodes Ready (warm cluster)"] = time.monotonic() - started
+        grown = {n["metadata"]["name"] for n in
+                 _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"]}
+        assert kept <= grown
+        assert len(grown - first_names) == 2  # new nodes get new names, never reused ones
 
         ca_file = tmp_path / "ca.pem"
         ca_file.write_text(access.ca_pem)
@@ -383,6 +405,6 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
         print("timings:", json.dumps({k: round(v, 2) for k, v in timings.items()}))
         print("backend timings:", json.dumps(backend.timings))
     assert pids, "kwokctl recorded no component pids"
-    assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
+    _wait("cluster components to exit", lambda: not [pid for pid in pids if _running(pid)], 15)
     assert not (tmp_path / "sandbox/kwok/clusters" / name).exists()
     assert backend.list_clusters() == []
