@@ -237,7 +237,9 @@ def tool_env(bin_dir: Path, workdir: Path) -> dict[str, str]:
     """Environment of kwokctl: our binaries first, no proxy, our workdir."""
     return {
         "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", str(workdir)),
+        # kubectl (run by kwokctl) writes a discovery cache under $HOME/.kube:
+        # keep it in the sandbox, away from the user's ~/.kube.
+        "HOME": str(workdir),
         "KWOK_WORKDIR": str(workdir),
         "KUBECONFIG": str(unused_kubeconfig(workdir)),
         # kwokctl finds kubectl on PATH; the variable is a second guard

@@ -170,6 +170,9 @@ def test_tool_env_puts_our_kubectl_first_and_drops_proxies(tmp_path, monkeypatch
     env = kwok_backend.tool_env(tmp_path / "bin", tmp_path / "kwok")
     assert env["PATH"].split(":")[0] == str(tmp_path / "bin")
     assert env["KWOK_WORKDIR"] == str(tmp_path / "kwok")
+    assert env["HOME"] == str(tmp_path / "kwok")
+    assert env["KUBECONFIG"].startswith(str(tmp_path / "kwok"))
+    assert not Path(env["KUBECONFIG"]).exists()
     assert not {key for key in env if "proxy" in key.lower()}
 
 
