@@ -2,8 +2,9 @@
 
 The sandbox's API servers have no audit log, so calls are counted by scraping
 GET /metrics before and after what is measured. The counters do not say who
-called; calls the cluster makes by itself (leader-election leases, KWOK's
-node and pod status updates, Events) are set apart as background. Server-side
+called; calls the cluster makes by itself are set apart as background (see
+is_background: leases, Events, KWOK's node heartbeats and pod status, the
+scheduler's bindings, the controllers' pods and status updates). Server-side
 dry runs (kubernetes.core.k8s compares that way before it patches) change
 nothing and are counted apart too. A watch is counted when it ends, which for
 our modules is when their process exits.
@@ -20,8 +21,11 @@ import yaml
 
 READ_VERBS = frozenset({"GET", "LIST", "WATCH"})
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
-# (resource, subresource) written by the cluster itself while nothing is deployed.
-BACKGROUND = frozenset({("leases", ""), ("events", ""), ("nodes", "status"), ("pods", "status")})
+# Resources only the control plane touches: leader election, Events, admission
+# plugins (LimitRanger, ResourceQuota), the endpoint controllers.
+CONTROL_PLANE_RESOURCES = frozenset(
+    {"leases", "events", "limitranges", "resourcequotas", "endpoints", "endpointslices"}
+)
 SCRAPE_TIMEOUT = 15.0  # seconds for one GET /metrics
 
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
@@ -64,6 +68,22 @@ def delta(before: Counter, after: Counter) -> Counter:
     )
 
 
+def is_background(verb: str, resource: str, subresource: str) -> bool:
+    """Whether the cluster makes this kind of call by itself (none of our tasks does).
+
+    Our waits LIST nodes; KWOK's heartbeats GET and PATCH each node. Pods are
+    created by the ReplicaSet controller, bound by the scheduler and their status
+    set by KWOK; Deployments' and ReplicaSets' status by their controllers.
+    """
+    if resource in CONTROL_PLANE_RESOURCES:
+        return True
+    if resource == "nodes":
+        return verb != "LIST"
+    if resource == "pods":
+        return subresource in {"status", "binding"} or verb == "POST"
+    return resource in {"deployments", "replicasets"} and subresource == "status"
+
+
 def classify(calls: Counter) -> dict:
     """Reads and writes, with background calls and dry runs set apart, and the detail by call."""
     summary = {
@@ -74,7 +94,7 @@ def classify(calls: Counter) -> dict:
         "background_writes": 0,
     }
     for (verb, resource, subresource), count in calls.items():
-        background = (resource, subresource) in BACKGROUND
+        background = is_background(verb, resource, subresource)
         if verb.endswith(DRY_RUN):
             summary["dry_run_writes"] += count
         elif verb in READ_VERBS:

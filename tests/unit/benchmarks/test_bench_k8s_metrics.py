@@ -3,6 +3,7 @@
 import base64
 from collections import Counter
 
+import pytest
 import yaml
 
 from benchmarks import k8s_metrics
@@ -104,3 +105,24 @@ def test_try_scrape_reports_a_missing_kubeconfig(tmp_path):
     counts, error = k8s_metrics.try_scrape(tmp_path / "absent")
     assert counts is None
     assert "no kubeconfig" in error
+
+
+@pytest.mark.parametrize(
+    ("call", "background"),
+    [
+        (("LIST", "nodes", ""), False),  # the node wait
+        (("GET", "nodes", ""), True),  # KWOK's heartbeat
+        (("PATCH", "nodes", ""), True),
+        (("PATCH", "nodes", "status"), True),
+        (("POST", "pods", ""), True),  # the ReplicaSet controller
+        (("POST", "pods", "binding"), True),  # the scheduler
+        (("GET", "pods", ""), False),
+        (("PUT", "deployments", "status"), True),
+        (("GET", "deployments", ""), False),  # the rollout wait
+        (("PATCH", "services", ""), False),  # the expose task
+        (("LIST", "limitranges", ""), True),  # an admission plugin
+        (("PATCH", "namespaces", ""), False),
+    ],
+)
+def test_is_background(call, background):
+    assert k8s_metrics.is_background(*call) is background
