@@ -88,7 +88,8 @@ def split_cluster_id(cluster_id: str) -> tuple[str, str, str]:
     parts = cluster_id.rsplit(".", 2)
     if len(parts) != 3 or not all(parts):
         raise BackendError(
-            f"cluster id {cluster_id!r} is not of the form <project>.<location>.<name>")
+            f"cluster id {cluster_id!r} is not of the form <project>.<location>.<name>"
+        )
     return parts[0], parts[1], parts[2]
 
 
@@ -130,8 +131,9 @@ def region_of(location: str) -> str:
     return re.sub(r"-[a-z]$", "", location)
 
 
-def node_manifest(name: str, cluster_id: str, pool: str, machine_type: str,
-                  kubelet_version: str) -> dict:
+def node_manifest(
+    name: str, cluster_id: str, pool: str, machine_type: str, kubelet_version: str
+) -> dict:
     """A fake Node as GKE labels it; kwok's node stages make it Ready."""
     _, location, _ = split_cluster_id(cluster_id)
     node_id = hashlib.sha256(f"{cluster_id}/{name}".encode()).hexdigest()[:32]
@@ -155,18 +157,20 @@ def node_manifest(name: str, cluster_id: str, pool: str, machine_type: str,
         # Nodes keep the status they are created with (the Python client wants
         # a complete nodeInfo); the node-ready stage fills in conditions,
         # addresses and capacity and keeps these values.
-        "status": {"nodeInfo": {
-            "kubeletVersion": kubelet_version,
-            "kubeProxyVersion": kubelet_version,
-            "architecture": "amd64",
-            "operatingSystem": "linux",
-            "osImage": "Container-Optimized OS from Google (KWOK fake node)",
-            "kernelVersion": "kwok",
-            "containerRuntimeVersion": "kwok://fake",
-            "machineID": node_id,
-            "systemUUID": node_id,
-            "bootID": node_id,
-        }},
+        "status": {
+            "nodeInfo": {
+                "kubeletVersion": kubelet_version,
+                "kubeProxyVersion": kubelet_version,
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "osImage": "Container-Optimized OS from Google (KWOK fake node)",
+                "kernelVersion": "kwok",
+                "containerRuntimeVersion": "kwok://fake",
+                "machineID": node_id,
+                "systemUUID": node_id,
+                "bootID": node_id,
+            }
+        },
     }
 
 
@@ -178,9 +182,11 @@ def token_auth_csv(tokens: list[str]) -> str:
         if not token or any(char in token for char in ',"\r\n'):
             raise BackendError(
                 f"token {number} of {len(tokens)} is empty or contains a comma, quote or "
-                "newline; kube-apiserver's token file cannot hold it")
-        writer.writerow([token, f"sandbox-admin-{number}", f"sandbox-admin-{number}",
-                         "system:masters"])
+                "newline; kube-apiserver's token file cannot hold it"
+            )
+        writer.writerow(
+            [token, f"sandbox-admin-{number}", f"sandbox-admin-{number}", "system:masters"]
+        )
     return out.getvalue()
 
 
@@ -207,25 +213,44 @@ def with_delay(stage: dict, delay_ms: int) -> dict:
 def kwokctl_create_argv(bin_dir: Path, name: str, token_file: Path) -> list[str]:
     """`kwokctl create cluster` with every binary given explicitly (no downloads)."""
     return [
-        str(bin_dir / "kwokctl"), "create", "cluster",
-        "--name", name,
-        "--config", str(KWOKCTL_CONFIG),
-        "--runtime", "binary",
-        "--kube-apiserver-binary", str(bin_dir / "kube-apiserver"),
-        "--kube-controller-manager-binary", str(bin_dir / "kube-controller-manager"),
-        "--kube-scheduler-binary", str(bin_dir / "kube-scheduler"),
-        "--etcd-binary", str(bin_dir / "etcd"),
-        "--kwok-controller-binary", str(bin_dir / "kwok"),
-        "--extra-args", f"kube-apiserver=token-auth-file={token_file}",
-        "--kubeconfig", "",  # leave ~/.kube/config alone
+        str(bin_dir / "kwokctl"),
+        "create",
+        "cluster",
+        "--name",
+        name,
+        "--config",
+        str(KWOKCTL_CONFIG),
+        "--runtime",
+        "binary",
+        "--kube-apiserver-binary",
+        str(bin_dir / "kube-apiserver"),
+        "--kube-controller-manager-binary",
+        str(bin_dir / "kube-controller-manager"),
+        "--kube-scheduler-binary",
+        str(bin_dir / "kube-scheduler"),
+        "--etcd-binary",
+        str(bin_dir / "etcd"),
+        "--kwok-controller-binary",
+        str(bin_dir / "kwok"),
+        "--extra-args",
+        f"kube-apiserver=token-auth-file={token_file}",
+        "--kubeconfig",
+        "",  # leave ~/.kube/config alone
     ]
 
 
 def kwokctl_delete_argv(bin_dir: Path, name: str, workdir: Path) -> list[str]:
     # `delete --kubeconfig ""` fails ("empty path"); a kubeconfig that does not
     # exist is read as empty and left unwritten.
-    return [str(bin_dir / "kwokctl"), "delete", "cluster", "--name", name,
-            "--kubeconfig", str(unused_kubeconfig(workdir))]
+    return [
+        str(bin_dir / "kwokctl"),
+        "delete",
+        "cluster",
+        "--name",
+        name,
+        "--kubeconfig",
+        str(unused_kubeconfig(workdir)),
+    ]
 
 
 def unused_kubeconfig(workdir: Path) -> Path:
@@ -295,14 +320,18 @@ class KwokBackend:
         started = time.monotonic()
         timings = self.timings.setdefault(cluster_id, {})
         if self._exists(name):
-            log.warning("cluster %s (%s) exists from an earlier run; recreating it",
-                        cluster_id, name)
+            log.warning(
+                "cluster %s (%s) exists from an earlier run; recreating it", cluster_id, name
+            )
             self.delete_cluster(cluster_id)
         try:
             with _as_backend_error(f"creating cluster {cluster_id}"):
                 token_file = self._write_backend_files(name, cluster_id)
-                self._run_kwokctl(name, kwokctl_create_argv(self.bin_dir, name, token_file),
-                                  KWOKCTL_CREATE_TIMEOUT)
+                self._run_kwokctl(
+                    name,
+                    kwokctl_create_argv(self.bin_dir, name, token_file),
+                    KWOKCTL_CREATE_TIMEOUT,
+                )
                 timings["kwokctl_create"] = time.monotonic() - started
                 access = self._access(name)
                 self._wait_ready(access, name)
@@ -312,8 +341,13 @@ class KwokBackend:
         except BackendError as error:
             self._cleanup_failed_create(cluster_id, error)
             raise
-        log.info("cluster %s (%s) ready at %s in %.1f s", cluster_id, name,
-                 access.endpoint, timings["stages_installed"])
+        log.info(
+            "cluster %s (%s) ready at %s in %.1f s",
+            cluster_id,
+            name,
+            access.endpoint,
+            timings["stages_installed"],
+        )
         return access
 
     def delete_cluster(self, cluster_id: str) -> None:
@@ -322,16 +356,20 @@ class KwokBackend:
         with _as_backend_error(f"deleting cluster {cluster_id}"):
             pids = self._component_pids(name)
             if self._cluster_dir(name).exists():
-                self._run_kwokctl(name, kwokctl_delete_argv(self.bin_dir, name, self.workdir),
-                                  KWOKCTL_DELETE_TIMEOUT)
+                self._run_kwokctl(
+                    name,
+                    kwokctl_delete_argv(self.bin_dir, name, self.workdir),
+                    KWOKCTL_DELETE_TIMEOUT,
+                )
             self._stop_leftover_processes(name, pids)
             for directory in (self._cluster_dir(name), self._backend_dir(name)):
                 if directory.exists():
                     shutil.rmtree(directory)
         self.timings.setdefault(cluster_id, {})["delete"] = time.monotonic() - started
 
-    def ensure_node_pool(self, cluster_id: str, pool: str, node_count: int,
-                         machine_type: str) -> None:
+    def ensure_node_pool(
+        self, cluster_id: str, pool: str, node_count: int, machine_type: str
+    ) -> None:
         if node_count < 0:
             raise BackendError(f"node pool {pool}: node count {node_count} is negative")
         name = self._existing_name(cluster_id)
@@ -340,27 +378,31 @@ class KwokBackend:
             core = client.CoreV1Api(api)
             kubelet_version = client.VersionApi(api).get_code().git_version
             # Oldest first: a shrinking pool gives up its newest nodes.
-            existing = sorted(self._pool_nodes(core, pool),
-                              key=lambda node: (node.metadata.creation_timestamp,
-                                                node.metadata.name))
+            existing = sorted(
+                self._pool_nodes(core, pool),
+                key=lambda node: (node.metadata.creation_timestamp, node.metadata.name),
+            )
             taken = {node.metadata.name for node in existing}
             while len(taken) < node_count:
                 new_name = node_name(cluster_id, pool, new_node_suffix())
                 if new_name not in taken:
-                    core.create_node(node_manifest(new_name, cluster_id, pool, machine_type,
-                                                   kubelet_version))
+                    core.create_node(
+                        node_manifest(new_name, cluster_id, pool, machine_type, kubelet_version)
+                    )
                     taken.add(new_name)
             for extra in reversed(existing[node_count:]):
-                _delete_ignoring_missing(
-                    lambda node=extra.metadata.name: core.delete_node(node))
+                _delete_ignoring_missing(lambda node=extra.metadata.name: core.delete_node(node))
             self._wait_for(
                 lambda: self._pool_state(core, pool) == (node_count, node_count),
                 NODES_READY_TIMEOUT,
-                lambda: f"node pool {pool} of {cluster_id}: wanted {node_count} Ready nodes, "
-                        f"have (nodes, ready) = {self._pool_state(core, pool)}",
+                lambda: (
+                    f"node pool {pool} of {cluster_id}: wanted {node_count} Ready nodes, "
+                    f"have (nodes, ready) = {self._pool_state(core, pool)}"
+                ),
             )
         self.timings.setdefault(cluster_id, {})[f"pool {pool} at {node_count} nodes"] = (
-            time.monotonic() - started)
+            time.monotonic() - started
+        )
 
     def delete_node_pool(self, cluster_id: str, pool: str) -> None:
         name = self._existing_name(cluster_id)
@@ -369,7 +411,8 @@ class KwokBackend:
             for node in self._pool_nodes(core, pool):
                 _delete_ignoring_missing(lambda node=node: core.delete_node(node.metadata.name))
             self._wait_for(
-                lambda: not self._pool_nodes(core, pool), NODES_GONE_TIMEOUT,
+                lambda: not self._pool_nodes(core, pool),
+                NODES_GONE_TIMEOUT,
                 lambda: f"node pool {pool} of {cluster_id}: nodes still present after delete",
             )
 
@@ -418,17 +461,24 @@ class KwokBackend:
             log_file.flush()
             try:
                 result = subprocess.run(
-                    argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                    env=tool_env(self.bin_dir, self.workdir), timeout=timeout, check=False,
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=tool_env(self.bin_dir, self.workdir),
+                    timeout=timeout,
+                    check=False,
                 )
             except subprocess.TimeoutExpired as error:
                 raise BackendError(
                     f"kwokctl {argv[1]} cluster {name} did not finish within {timeout} s "
-                    f"(log: {log_path})") from error
+                    f"(log: {log_path})"
+                ) from error
         if result.returncode != 0:
             raise BackendError(
                 f"kwokctl {argv[1]} cluster {name} failed with exit code {result.returncode}: "
-                f"{_tail(log_path)} (log: {log_path})")
+                f"{_tail(log_path)} (log: {log_path})"
+            )
 
     def _write_backend_files(self, name: str, cluster_id: str) -> Path:
         """Write our per-cluster files; return the token file (0600: it holds secrets)."""
@@ -471,13 +521,20 @@ class KwokBackend:
         except BackendError:
             pass
         for pid in alive():  # only our own components, recognised by their workdir
-            log.warning("cluster %s: %s (pid %d) outlived kwokctl delete; terminating it",
-                        name, pids[pid], pid)
+            log.warning(
+                "cluster %s: %s (pid %d) outlived kwokctl delete; terminating it",
+                name,
+                pids[pid],
+                pid,
+            )
             _signal(pid, signal.SIGTERM)
         self._wait_for(
-            lambda: not alive(), PROCESS_EXIT_TIMEOUT,
-            lambda: f"cluster {name}: processes still running after SIGTERM: "
-                    + ", ".join(f"{pids[pid]} (pid {pid})" for pid in alive()),
+            lambda: not alive(),
+            PROCESS_EXIT_TIMEOUT,
+            lambda: (
+                f"cluster {name}: processes still running after SIGTERM: "
+                + ", ".join(f"{pids[pid]} (pid {pid})" for pid in alive())
+            ),
         )
 
     # ------------------------------------------------------------ API access
@@ -490,12 +547,14 @@ class KwokBackend:
 
     def _access(self, name: str) -> ClusterAccess:
         kubeconfig = yaml.safe_load(
-            (self._cluster_dir(name) / "kubeconfig.yaml").read_text(encoding="utf-8"))
+            (self._cluster_dir(name) / "kubeconfig.yaml").read_text(encoding="utf-8")
+        )
         server = kubeconfig["clusters"][0]["cluster"]["server"]
         match = re.fullmatch(r"https://127\.0\.0\.1:(\d+)", server)
         if not match:
-            raise BackendError(f"cluster {name}: kubeconfig server {server!r} is not "
-                               "https://127.0.0.1:<port>")
+            raise BackendError(
+                f"cluster {name}: kubeconfig server {server!r} is not https://127.0.0.1:<port>"
+            )
         ca_pem = (self._cluster_dir(name) / "pki" / "ca.crt").read_text(encoding="utf-8")
         return ClusterAccess(endpoint=f"127.0.0.1:{match.group(1)}", ca_pem=ca_pem)
 
@@ -515,8 +574,9 @@ class KwokBackend:
     def _wait_ready(self, access: ClusterAccess, name: str) -> None:
         """Poll /readyz with a sandbox token: proves the apiserver and token auth."""
         context = ssl.create_default_context(cadata=access.ca_pem)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                             urllib.request.HTTPSHandler(context=context))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
         request = urllib.request.Request(f"https://{access.endpoint}/readyz")
         if self._probe_token:
             request.add_header("Authorization", f"Bearer {self._probe_token}")
@@ -532,9 +592,14 @@ class KwokBackend:
                 last["answer"] = str(error)
             return False
 
-        self._wait_for(ready, APISERVER_READY_TIMEOUT,
-                       lambda: f"cluster {name}: /readyz at {access.endpoint} not OK "
-                               f"(last answer: {last['answer']})")
+        self._wait_for(
+            ready,
+            APISERVER_READY_TIMEOUT,
+            lambda: (
+                f"cluster {name}: /readyz at {access.endpoint} not OK "
+                f"(last answer: {last['answer']})"
+            ),
+        )
 
     # ------------------------------------------------------------ stages
 
@@ -544,8 +609,11 @@ class KwokBackend:
             node_and_pod_stages, _ = load_stages(self._lb_delay_ms)
             # kwokctl registers the Stage CRD just before it returns; wait
             # until the API serves it.
-            self._wait_for(lambda: _stage_api_served(custom), STAGE_CRD_TIMEOUT,
-                           lambda: f"cluster {name}: the kwok Stage API is not served")
+            self._wait_for(
+                lambda: _stage_api_served(custom),
+                STAGE_CRD_TIMEOUT,
+                lambda: f"cluster {name}: the kwok Stage API is not served",
+            )
             for stage in node_and_pod_stages:
                 _create_or_replace_stage(custom, stage)
             self._apply_load_balancer_stage(custom)
@@ -557,8 +625,11 @@ class KwokBackend:
             _, stage = load_stages(self._lb_delay_ms)
             _create_or_replace_stage(custom, stage)
         else:
-            _delete_ignoring_missing(lambda: custom.delete_cluster_custom_object(
-                STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, LOAD_BALANCER_STAGE))
+            _delete_ignoring_missing(
+                lambda: custom.delete_cluster_custom_object(
+                    STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, LOAD_BALANCER_STAGE
+                )
+            )
 
     # ------------------------------------------------------------ nodes
 
@@ -574,8 +645,9 @@ class KwokBackend:
     # ------------------------------------------------------------ waiting
 
     @staticmethod
-    def _wait_for(condition: Callable[[], bool], timeout: float,
-                  describe: Callable[[], str]) -> None:
+    def _wait_for(
+        condition: Callable[[], bool], timeout: float, describe: Callable[[], str]
+    ) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if condition():
@@ -614,8 +686,9 @@ def _create_or_replace_stage(custom: client.CustomObjectsApi, stage: dict) -> No
     current = custom.get_cluster_custom_object(STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, name)
     replacement = copy.deepcopy(stage)
     replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-    custom.replace_cluster_custom_object(STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, name,
-                                         replacement)
+    custom.replace_cluster_custom_object(
+        STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, name, replacement
+    )
 
 
 def _delete_ignoring_missing(delete: Callable[[], object]) -> None:

@@ -22,7 +22,10 @@ def _bin_dir() -> Path:
         return Path(os.environ["SANDBOX_BIN_DIR"])
     printed = subprocess.run(
         [str(REPO_ROOT / "sandbox" / "tools" / "build.sh"), "--print"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     return Path(printed.stdout.strip().splitlines()[-1])
 
@@ -31,8 +34,11 @@ def _helm_binaries() -> list:
     params = []
     for name in ("helm", "helm3"):
         path = _bin_dir() / name
-        marks = [] if os.access(path, os.X_OK) else [pytest.mark.skip(
-            reason=f"{path} is not built (run sandbox/tools/build.sh)")]
+        marks = (
+            []
+            if os.access(path, os.X_OK)
+            else [pytest.mark.skip(reason=f"{path} is not built (run sandbox/tools/build.sh)")]
+        )
         params.append(pytest.param(path, id=name, marks=marks))
     return params
 
@@ -53,9 +59,21 @@ def render(request, tmp_path):
         values_file = tmp_path / "values.json"
         values_file.write_text(json.dumps(values or {}))
         result = subprocess.run(
-            [str(helm), "template", release, str(CHART), "--namespace", "dask",
-             "--values", str(values_file)],
-            capture_output=True, text=True, env=env, timeout=60, check=False,
+            [
+                str(helm),
+                "template",
+                release,
+                str(CHART),
+                "--namespace",
+                "dask",
+                "--values",
+                str(values_file),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -89,12 +107,15 @@ def test_default_release_has_the_official_resource_names(render):
     }
 
 
-@pytest.mark.parametrize(("release", "values", "prefix"), [
-    ("dask", {}, "dask"),
-    ("my-dask-release", {}, "my-dask-release"),
-    ("prod", {}, "prod-dask"),
-    ("prod", {"fullnameOverride": "analytics"}, "analytics"),
-])
+@pytest.mark.parametrize(
+    ("release", "values", "prefix"),
+    [
+        ("dask", {}, "dask"),
+        ("my-dask-release", {}, "my-dask-release"),
+        ("prod", {}, "prod-dask"),
+        ("prod", {"fullnameOverride": "analytics"}, "analytics"),
+    ],
+)
 def test_fullname_follows_the_official_rule(render, release, values, prefix):
     manifests = render(release, values)
     assert ("Service", f"{prefix}-scheduler") in manifests
@@ -107,8 +128,11 @@ def test_scheduler_service_carries_comm_and_dashboard_ports(render):
     ports = {port["name"]: (port["port"], port["targetPort"]) for port in service["spec"]["ports"]}
     assert ports == {"dask-scheduler": (8786, 8786), "dask-webui": (80, 8787)}
     assert service["spec"]["type"] == "ClusterIP"
-    assert service["spec"]["selector"] == {"app": "dask", "release": "dask",
-                                           "component": "scheduler"}
+    assert service["spec"]["selector"] == {
+        "app": "dask",
+        "release": "dask",
+        "component": "scheduler",
+    }
 
 
 def test_jupyter_service_maps_80_to_8888(render):
@@ -118,12 +142,18 @@ def test_jupyter_service_maps_80_to_8888(render):
 
 
 def test_load_balancer_settings_reach_the_services(render):
-    manifests = render("dask", {
-        "scheduler": {"serviceType": "LoadBalancer", "loadBalancerIP": "127.0.9.9",
-                      "serviceAnnotations": {"example.com/team": "data"}},
-        "jupyter": {"serviceType": "LoadBalancer"},
-        "webUI": {"servicePort": 8080},
-    })
+    manifests = render(
+        "dask",
+        {
+            "scheduler": {
+                "serviceType": "LoadBalancer",
+                "loadBalancerIP": "127.0.9.9",
+                "serviceAnnotations": {"example.com/team": "data"},
+            },
+            "jupyter": {"serviceType": "LoadBalancer"},
+            "webUI": {"servicePort": 8080},
+        },
+    )
     scheduler = manifests[("Service", "dask-scheduler")]
     assert scheduler["spec"]["type"] == "LoadBalancer"
     assert scheduler["spec"]["loadBalancerIP"] == "127.0.9.9"
@@ -135,25 +165,35 @@ def test_load_balancer_settings_reach_the_services(render):
 def test_source_ranges_are_not_part_of_the_interface(render):
     # Upstream 2024.1.1 has no loadBalancerSourceRanges value: the role must patch
     # the Services itself, so the chart must ignore the key like upstream does.
-    manifests = render("dask", {
-        "scheduler": {"serviceType": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]},
-        "jupyter": {"serviceType": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]},
-    })
+    manifests = render(
+        "dask",
+        {
+            "scheduler": {
+                "serviceType": "LoadBalancer",
+                "loadBalancerSourceRanges": ["10.0.0.0/8"],
+            },
+            "jupyter": {"serviceType": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]},
+        },
+    )
     for name in ("dask-scheduler", "dask-jupyter"):
         assert "loadBalancerSourceRanges" not in manifests[("Service", name)]["spec"]
 
 
 def test_env_reaches_workers_and_jupyter(render):
     pip = {"name": "EXTRA_PIP_PACKAGES", "value": "s3fs dask-ml --upgrade"}
-    manifests = render("dask", {
-        "worker": {"env": [pip]},
-        "jupyter": {"env": [pip]},
-        "scheduler": {"env": [{"name": "DASK_DISTRIBUTED__LOGGING", "value": "info"}]},
-        "additional_worker_groups": [{"name": "highmem", "replicas": 1}],
-    })
+    manifests = render(
+        "dask",
+        {
+            "worker": {"env": [pip]},
+            "jupyter": {"env": [pip]},
+            "scheduler": {"env": [{"name": "DASK_DISTRIBUTED__LOGGING", "value": "info"}]},
+            "additional_worker_groups": [{"name": "highmem", "replicas": 1}],
+        },
+    )
     assert _env(_container(manifests, "dask-worker")) == {"EXTRA_PIP_PACKAGES": pip["value"]}
     assert _env(_container(manifests, "dask-worker-highmem")) == {
-        "EXTRA_PIP_PACKAGES": pip["value"]}
+        "EXTRA_PIP_PACKAGES": pip["value"]
+    }
     jupyter_env = _container(manifests, "dask-jupyter")["env"]
     assert jupyter_env[0] == {"name": "DASK_SCHEDULER_ADDRESS", "value": "dask-scheduler:8786"}
     assert jupyter_env[1:] == [pip]
@@ -161,8 +201,9 @@ def test_env_reaches_workers_and_jupyter(render):
 
 
 def test_workers_point_at_the_scheduler_service_and_size_from_limits(render):
-    manifests = render("dask", {"worker": {
-        "replicas": 5, "resources": {"limits": {"cpu": 2, "memory": "6G"}}}})
+    manifests = render(
+        "dask", {"worker": {"replicas": 5, "resources": {"limits": {"cpu": 2, "memory": "6G"}}}}
+    )
     worker = manifests[("Deployment", "dask-worker")]
     args = _container(manifests, "dask-worker")["args"]
     assert worker["spec"]["replicas"] == 5
@@ -195,8 +236,9 @@ def test_password_goes_where_upstream_puts_it(render):
 def test_password_workaround_names_the_rendered_file(render):
     # The #512 workaround loads the config file explicitly; it only works if the
     # file it names is the one the chart mounts.
-    manifests = render("dask", {"jupyter": {
-        "env": [{"name": "JUPYTERLAB_ARGS", "value": PASSWORD_WORKAROUND}]}})
+    manifests = render(
+        "dask", {"jupyter": {"env": [{"name": "JUPYTERLAB_ARGS", "value": PASSWORD_WORKAROUND}]}}
+    )
     container = _container(manifests, "dask-jupyter")
     config_path = Path(PASSWORD_WORKAROUND.split()[1])
     mount = next(m for m in container["volumeMounts"] if m["name"] == "config-volume")
@@ -226,4 +268,7 @@ def test_jupyter_rbac_can_be_disabled(render):
 def test_chart_metadata_matches_the_official_release():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert (chart["name"], chart["version"], chart["appVersion"]) == (
-        "dask", "2024.1.1", "2024.1.0")
+        "dask",
+        "2024.1.1",
+        "2024.1.0",
+    )

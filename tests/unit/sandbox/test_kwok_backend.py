@@ -19,18 +19,32 @@ from sandbox.emulator.kwok_backend import BackendError, KwokBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CLUSTER_ID = "dask-gke-sandbox.us-central1-a.dask"
-TOOLS = ("kwokctl", "kwok", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-         "kubectl", "etcd", "helm")
+TOOLS = (
+    "kwokctl",
+    "kwok",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "etcd",
+    "helm",
+)
 
 
 # ---------------------------------------------------------------- naming
 
 
 def test_cluster_id_splits_from_the_right():
-    assert kwok_backend.split_cluster_id(CLUSTER_ID) == ("dask-gke-sandbox", "us-central1-a",
-                                                         "dask")
+    assert kwok_backend.split_cluster_id(CLUSTER_ID) == (
+        "dask-gke-sandbox",
+        "us-central1-a",
+        "dask",
+    )
     assert kwok_backend.split_cluster_id("example.com:proj.europe-west1.c1") == (
-        "example.com:proj", "europe-west1", "c1")
+        "example.com:proj",
+        "europe-west1",
+        "c1",
+    )
 
 
 @pytest.mark.parametrize("bad", ["dask", "p.dask", "p..dask", ".l.n"])
@@ -43,8 +57,11 @@ def test_kwok_names_are_stable_distinct_and_valid():
     name = kwok_backend.kwok_cluster_name(CLUSTER_ID)
     assert name == kwok_backend.kwok_cluster_name(CLUSTER_ID)
     assert name.startswith("dask-")
-    others = {kwok_backend.kwok_cluster_name(f"{project}.{location}.dask")
-              for project in ("a", "b") for location in ("us-central1-a", "us-east1")}
+    others = {
+        kwok_backend.kwok_cluster_name(f"{project}.{location}.dask")
+        for project in ("a", "b")
+        for location in ("us-central1-a", "us-east1")
+    }
     assert len(others) == 4
     long_name = kwok_backend.kwok_cluster_name("p.l." + "x" * 80)
     for candidate in (name, long_name, *others):
@@ -58,8 +75,11 @@ def test_node_names_are_gke_style_and_fit_a_label():
     suffixes = {kwok_backend.new_node_suffix() for _ in range(20)}
     assert len(suffixes) > 1
     assert all(len(s) == 4 and s.isalnum() and s == s.lower() for s in suffixes)
-    names = {kwok_backend.node_name(CLUSTER_ID, pool, suffix)
-             for pool in ("default-pool", "workers") for suffix in ("ab12", "cd34")}
+    names = {
+        kwok_backend.node_name(CLUSTER_ID, pool, suffix)
+        for pool in ("default-pool", "workers")
+        for suffix in ("ab12", "cd34")
+    }
     assert len(names) == 4
     name = kwok_backend.node_name(CLUSTER_ID, "default-pool", "ab12")
     assert name.startswith("gke-dask-default-pool-")
@@ -68,16 +88,16 @@ def test_node_names_are_gke_style_and_fit_a_label():
     assert len(long) <= 63
 
 
-@pytest.mark.parametrize(("location", "region"), [
-    ("us-central1-a", "us-central1"), ("europe-west4", "europe-west4")])
+@pytest.mark.parametrize(
+    ("location", "region"), [("us-central1-a", "us-central1"), ("europe-west4", "europe-west4")]
+)
 def test_region_of(location, region):
     assert kwok_backend.region_of(location) == region
 
 
 def test_node_manifest_carries_gke_labels_and_the_kwok_annotation():
     name = kwok_backend.node_name(CLUSTER_ID, "default-pool", "ab12")
-    node = kwok_backend.node_manifest(name, CLUSTER_ID, "default-pool", "n1-standard-1",
-                                      "v1.36.3")
+    node = kwok_backend.node_manifest(name, CLUSTER_ID, "default-pool", "n1-standard-1", "v1.36.3")
     labels = node["metadata"]["labels"]
     assert node["metadata"]["name"] == name
     assert labels["cloud.google.com/gke-nodepool"] == "default-pool"
@@ -93,8 +113,9 @@ def test_node_manifest_carries_gke_labels_and_the_kwok_annotation():
 
 
 def test_token_file_makes_every_token_a_cluster_admin():
-    rows = [line.split(",", 3) for line in
-            kwok_backend.token_auth_csv(["tok-a", "tok-b"]).splitlines()]
+    rows = [
+        line.split(",", 3) for line in kwok_backend.token_auth_csv(["tok-a", "tok-b"]).splitlines()
+    ]
     assert [row[0] for row in rows] == ["tok-a", "tok-b"]
     assert all(row[3] == "system:masters" for row in rows)
     assert len({row[1] for row in rows}) == 2
@@ -122,8 +143,7 @@ def test_kwokctl_config_keeps_everything_on_loopback_with_stage_crd():
 
 def test_stage_files_are_kwok_stages_covering_nodes_pods_and_services():
     stages = [yaml.safe_load(path.read_text()) for path in kwok_backend.STAGES_DIR.glob("*.yaml")]
-    assert all(s["apiVersion"] == "kwok.x-k8s.io/v1alpha1" and s["kind"] == "Stage"
-               for s in stages)
+    assert all(s["apiVersion"] == "kwok.x-k8s.io/v1alpha1" and s["kind"] == "Stage" for s in stages)
     names = [s["metadata"]["name"] for s in stages]
     assert len(names) == len(set(names))
     kinds = {s["spec"]["resourceRef"]["kind"] for s in stages}
@@ -155,10 +175,13 @@ def test_kwokctl_gets_every_binary_explicitly(tmp_path):
     flags = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert argv[:3] == [str(bin_dir / "kwokctl"), "create", "cluster"]
     assert flags["--runtime"] == "binary"
-    for flag, binary in [("--kube-apiserver-binary", "kube-apiserver"),
-                         ("--kube-controller-manager-binary", "kube-controller-manager"),
-                         ("--kube-scheduler-binary", "kube-scheduler"),
-                         ("--etcd-binary", "etcd"), ("--kwok-controller-binary", "kwok")]:
+    for flag, binary in [
+        ("--kube-apiserver-binary", "kube-apiserver"),
+        ("--kube-controller-manager-binary", "kube-controller-manager"),
+        ("--kube-scheduler-binary", "kube-scheduler"),
+        ("--etcd-binary", "etcd"),
+        ("--kwok-controller-binary", "kwok"),
+    ]:
         assert flags[flag] == str(bin_dir / binary)
     assert flags["--kubeconfig"] == ""
     assert flags["--extra-args"] == f"kube-apiserver=token-auth-file={tmp_path / 'tokens.csv'}"
@@ -190,7 +213,8 @@ def _fake_kwokctl(bin_dir: Path, record: Path, exit_code: int) -> None:
         'token_file=$(printf "%s\\n" "$@" | sed -n "s/^kube-apiserver=token-auth-file=//p")\n'
         f'stat -c %a "$token_file" > "{record}.mode"\n'
         'echo "Error: simulated failure" >&2\n'
-        f"exit {exit_code}\n")
+        f"exit {exit_code}\n"
+    )
     script.chmod(0o755)
 
 
@@ -202,8 +226,11 @@ def test_failed_create_reports_kwokctl_and_cleans_up(tmp_path, monkeypatch):
     with pytest.raises(BackendError, match=r"exit code 3.*simulated failure"):
         backend.create_cluster(CLUSTER_ID)
     argv = record.with_suffix(".argv").read_text().splitlines()
-    env = dict(line.split("=", 1) for line in record.with_suffix(".env").read_text().splitlines()
-               if "=" in line)
+    env = dict(
+        line.split("=", 1)
+        for line in record.with_suffix(".env").read_text().splitlines()
+        if "=" in line
+    )
     assert argv[:2] == ["create", "cluster"]
     assert env["KWOK_WORKDIR"] == str(tmp_path / "sandbox" / "kwok")
     assert "HTTPS_PROXY" not in env
@@ -256,8 +283,13 @@ def test_load_balancer_setting_is_kept_for_later_clusters(tmp_path):
 def _bin_dir() -> Path:
     if os.environ.get("SANDBOX_BIN_DIR"):
         return Path(os.environ["SANDBOX_BIN_DIR"])
-    printed = subprocess.run([str(REPO_ROOT / "sandbox" / "tools" / "build.sh"), "--print"],
-                             capture_output=True, text=True, check=True, timeout=30)
+    printed = subprocess.run(
+        [str(REPO_ROOT / "sandbox" / "tools" / "build.sh"), "--print"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     return Path(printed.stdout.strip().splitlines()[-1])
 
 
@@ -267,10 +299,12 @@ def _missing_tools() -> list[str]:
 
 def _get(endpoint: str, ca_pem: str, token: str, path: str) -> dict:
     context = ssl.create_default_context(cadata=ca_pem)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         urllib.request.HTTPSHandler(context=context))
-    request = urllib.request.Request(f"https://{endpoint}{path}",
-                                     headers={"Authorization": f"Bearer {token}"})
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+    request = urllib.request.Request(
+        f"https://{endpoint}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
     with opener.open(request, timeout=10) as response:
         return json.load(response)
 
@@ -294,8 +328,9 @@ def _wait(what: str, condition, timeout: float) -> float:
 
 
 @pytest.mark.sandbox
-@pytest.mark.skipif(bool(_missing_tools()),
-                    reason=f"sandbox tools not built: {', '.join(_missing_tools())}")
+@pytest.mark.skipif(
+    bool(_missing_tools()), reason=f"sandbox tools not built: {', '.join(_missing_tools())}"
+)
 def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end story
     token = "sandbox-test-token-0123456789"
     bin_dir = _bin_dir()
@@ -315,42 +350,70 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
         started = time.monotonic()
         backend.ensure_node_pool(CLUSTER_ID, "default-pool", 5, "n1-standard-1")
         timings["5 nodes Ready"] = time.monotonic() - started
-        nodes = _get(access.endpoint, access.ca_pem, token,
-                     "/api/v1/nodes?labelSelector=cloud.google.com/gke-nodepool%3Ddefault-pool")
+        nodes = _get(
+            access.endpoint,
+            access.ca_pem,
+            token,
+            "/api/v1/nodes?labelSelector=cloud.google.com/gke-nodepool%3Ddefault-pool",
+        )
         first_names = {n["metadata"]["name"] for n in nodes["items"]}
         assert len(first_names) == 5
         backend.ensure_node_pool(CLUSTER_ID, "default-pool", 3, "n1-standard-1")
-        kept = {n["metadata"]["name"] for n in
-                _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"]}
+        kept = {
+            n["metadata"]["name"]
+            for n in _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"]
+        }
         assert len(kept) == 3
         assert kept <= first_names
         started = time.monotonic()
         backend.ensure_node_pool(CLUSTER_ID, "default-pool", 5, "n1-standard-1")
         timings["2 more nodes Ready (warm cluster)"] = time.monotonic() - started
-        grown = {n["metadata"]["name"] for n in
-                 _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"]}
+        grown = {
+            n["metadata"]["name"]
+            for n in _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"]
+        }
         assert kept <= grown
         assert len(grown - first_names) == 2  # new nodes get new names, never reused ones
 
         ca_file = tmp_path / "ca.pem"
         ca_file.write_text(access.ca_pem)
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "sandbox",
-            "clusters": [{"name": "sandbox", "cluster": {
-                "server": f"https://{access.endpoint}", "certificate-authority": str(ca_file)}}],
-            "users": [{"name": "sandbox", "user": {"token": token}}],
-            "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox",
-                                                         "user": "sandbox"}}],
-        }))
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "sandbox",
+                    "clusters": [
+                        {
+                            "name": "sandbox",
+                            "cluster": {
+                                "server": f"https://{access.endpoint}",
+                                "certificate-authority": str(ca_file),
+                            },
+                        }
+                    ],
+                    "users": [{"name": "sandbox", "user": {"token": token}}],
+                    "contexts": [
+                        {"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox"}}
+                    ],
+                }
+            )
+        )
         kubeconfig.chmod(stat.S_IRUSR | stat.S_IWUSR)
-        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path),
-               "KUBECONFIG": str(kubeconfig),
-               **{f"HELM_{kind}_HOME": str(tmp_path / "helm" / kind.lower())
-                  for kind in ("CONFIG", "CACHE", "DATA")}}
+        env = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "KUBECONFIG": str(kubeconfig),
+            **{
+                f"HELM_{kind}_HOME": str(tmp_path / "helm" / kind.lower())
+                for kind in ("CONFIG", "CACHE", "DATA")
+            },
+        }
 
         def ingress_ip(namespace: str, name: str) -> str | None:
-            listed = _get(access.endpoint, access.ca_pem, token,
-                          f"/api/v1/namespaces/{namespace}/services")
+            listed = _get(
+                access.endpoint, access.ca_pem, token, f"/api/v1/namespaces/{namespace}/services"
+            )
             service = next((s for s in listed["items"] if s["metadata"]["name"] == name), {})
             ingress = service.get("status", {}).get("loadBalancer", {}).get("ingress") or [{}]
             return ingress[0].get("ip")
@@ -361,11 +424,28 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
             release = f"dask-{helm}"
             started = time.monotonic()
             result = subprocess.run(
-                [str(bin_dir / helm), "install", release, str(REPO_ROOT / "sandbox/charts/dask"),
-                 "--namespace", release, "--create-namespace", "--wait", "--timeout", "120s",
-                 "--set", "scheduler.serviceType=LoadBalancer",
-                 "--set", "jupyter.serviceType=LoadBalancer"],
-                env=env, capture_output=True, text=True, timeout=180, check=False)
+                [
+                    str(bin_dir / helm),
+                    "install",
+                    release,
+                    str(REPO_ROOT / "sandbox/charts/dask"),
+                    "--namespace",
+                    release,
+                    "--create-namespace",
+                    "--wait",
+                    "--timeout",
+                    "120s",
+                    "--set",
+                    "scheduler.serviceType=LoadBalancer",
+                    "--set",
+                    "jupyter.serviceType=LoadBalancer",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
             assert result.returncode == 0, result.stderr
             timings[f"{helm} install --wait"] = time.monotonic() - started
             for service in (f"{release}-scheduler", f"{release}-jupyter"):
@@ -379,14 +459,28 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
 
         def new_lb_service(name: str) -> None:
             result = subprocess.run(
-                [str(bin_dir / "kubectl"), "-n", "default", "create", "service", "loadbalancer",
-                 name, "--tcp=80:8080"], env=env, capture_output=True, text=True, timeout=30,
-                check=False)
+                [
+                    str(bin_dir / "kubectl"),
+                    "-n",
+                    "default",
+                    "create",
+                    "service",
+                    "loadbalancer",
+                    name,
+                    "--tcp=80:8080",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
             assert result.returncode == 0, result.stderr
 
         new_lb_service("lb-timing")
         timings["LB IP latency (500 ms delay)"] = _wait(
-            "lb-timing ingress", lambda: ingress_ip("default", "lb-timing"), 20)
+            "lb-timing ingress", lambda: ingress_ip("default", "lb-timing"), 20
+        )
 
         backend.set_load_balancer(False, 500)
         new_lb_service("lb-fault")
@@ -394,7 +488,8 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
         assert ingress_ip("default", "lb-fault") is None
         backend.set_load_balancer(True, 100)
         timings["LB IP after the fault is cleared"] = _wait(
-            "lb-fault ingress", lambda: ingress_ip("default", "lb-fault"), 60)
+            "lb-fault ingress", lambda: ingress_ip("default", "lb-fault"), 60
+        )
 
         backend.delete_node_pool(CLUSTER_ID, "default-pool")
         assert _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"] == []
