@@ -95,7 +95,15 @@ def rows(results: dict[str, dict]) -> list[tuple[str, str, str, str]]:
 def render(results: dict[str, dict], machine: dict | None) -> str:
     lines = [START, ""]
     if machine:
-        lines += [f"Measured {machine.get('date', '?')} on {machine.get('description', '?')}.", ""]
+        load = ", ".join(f"{value:.1f}" for value in machine.get("load_average", []))
+        busy = machine.get("busy_at_start") or []
+        lines += [
+            f"Measured {machine.get('date', '?')} on {machine.get('description', '?')}; "
+            f"load average at the start {load or 'n/a'}"
+            + (f", with {len(busy)} other test run(s) using the CPUs" if busy else "")
+            + ".",
+            "",
+        ]
     lines += ["| measure | median figure | target | verdict |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows(results)]
     lines += ["", END]

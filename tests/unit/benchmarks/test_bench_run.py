@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import os
+import time
 
 import pytest
 import yaml
@@ -106,3 +108,13 @@ def test_plots_are_small_pngs(tmp_path):
         data = path.read_bytes()
         assert data.startswith(b"\x89PNG")
         assert len(data) < 200_000
+
+
+def test_cpu_ticks_grow_while_a_process_works():
+    pid = str(os.getpid())
+    before = run.cpu_ticks(pid)
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn 0.2 s of CPU (20 ticks at 100 Hz)
+        pass
+    assert run.cpu_ticks(pid) > before
+    assert run.cpu_ticks("999999999") is None
