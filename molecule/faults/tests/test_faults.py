@@ -91,6 +91,7 @@ def test_stuck_operation_fails_within_its_bound(admin, faults):
         timeout=RUN_TIMEOUT,
     )
     assert run.returncode != 0, run.describe()
+    assert "CREATE_CLUSTER" in run.failure(), f"the failure names no operation:{run.describe()}"
     creates = [c for c in admin.requests() if c["method"] == "POST"]
     assert creates, "the stuck run never created its cluster"
     started = datetime.fromisoformat(creates[0]["ts"])
