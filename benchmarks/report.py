@@ -58,11 +58,13 @@ def rows(results: dict[str, dict]) -> list[tuple[str, str, str, str]]:
             )
         )
     if lbwait := results.get("lbwait"):
+        exit_latency = lbwait.get("process_exit_latency", {}).get("median")
         table.append(
             (
                 "LB wait latency (IP assigned -> wait_for_lb_ip returns)",
                 f"{_fmt(lbwait['return_latency']['median'], ' s', 3)} "
-                f"(seen after {_fmt(lbwait['seen_latency']['median'], ' s', 3)}; "
+                f"(seen after {_fmt(lbwait['seen_latency']['median'], ' s', 3)}; the `ansible` "
+                f"process exits after {_fmt(exit_latency, ' s', 2)}; "
                 f"{lbwait['return_latency']['runs']} valid runs)",
                 "<= 1 s",
                 _verdict(lbwait["target"]["met"]),

@@ -435,6 +435,7 @@ def scenario_lbwait(bench: Bench) -> dict:
         "settings": {"lb_delay_ms": args.lb_delay_ms, "services": names, "runs": args.runs},
         "return_latency": return_latency,
         "seen_latency": stats.summarize([max(r["seen_latency"].values()) for r in valid]),
+        "process_exit_latency": stats.summarize([r["process_exit_latency"] for r in valid]),
         "invalid_runs": len(runs) - len(valid),
         "target": {
             "max_seconds": TARGETS["lb_latency"],
@@ -469,6 +470,8 @@ def _lb_sample(bench: Bench, label: str, names: list[str]) -> dict:
         raise BenchError(f"{label}: the Service watch broke: {watcher.error}")
     assigned = lb_latency.assigned_times(list(watcher.events), names, cleared)
     sample = lb_latency.latencies(result, assigned)
+    # Upper bound: until the `ansible` process has exited (its own teardown included).
+    sample["process_exit_latency"] = round(run.ended - max(assigned.values()), 3)
     log(
         f"{label}: return latency {sample['return_latency']:.3f} s"
         f"{'' if sample['valid'] else ' (invalid: IPs assigned before the module waited)'}"

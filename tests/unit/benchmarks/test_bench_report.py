@@ -23,6 +23,18 @@ RESULTS = {
         "k8s_writes_max": 0,
         "target": {"met": False},
     },
+    "upgrade": {
+        "ansible": {"wall": summary(16.0)},
+        "raw": {"wall": summary(1.5)},
+        "ratio": {"median_of_ratios": 10.667},
+        "target": {"met": False},
+    },
+    "lbwait": {
+        "return_latency": summary(0.004),
+        "seen_latency": summary(0.002),
+        "process_exit_latency": summary(0.35),
+        "target": {"met": True},
+    },
     "scale": {
         "points": [
             {
@@ -51,10 +63,20 @@ def test_rows_state_figures_targets_and_verdicts():
     assert rows[1][0] == "Converged re-run of deploy.yml"
     assert rows[1][1].startswith("16.2 s, changed=0")
     assert rows[1][3] == "**missed**"
-    assert rows[2][1] == "300.0 s, peak RSS 420 MiB, wait reads 30, 0/1 ok"
-    assert rows[2][3] == "**missed**"
-    assert rows[3][3] == "n/a"
-    assert len(rows) == 4  # no upgrade or lbwait results: no rows for them
+    assert rows[2][1:] == ("16.0 s vs 1.5 s: **10.67x**", "<= 1.3x", "**missed**")
+    assert rows[3][1] == (
+        "0.004 s (seen after 0.002 s; the `ansible` process exits after 0.35 s; 3 valid runs)"
+    )
+    assert rows[3][3] == "met"
+    assert rows[4][1] == "300.0 s, peak RSS 420 MiB, wait reads 30, 0/1 ok"
+    assert rows[4][3] == "**missed**"
+    assert rows[5][3] == "n/a"
+    assert len(rows) == 6
+
+
+def test_rows_only_for_the_scenarios_measured():
+    rows = report.rows({"deploy": RESULTS["deploy"]})
+    assert [row[0] for row in rows] == ["Full deploy vs raw script (from nothing to endpoints)"]
 
 
 def test_update_readme_replaces_only_the_marked_table(tmp_path):
