@@ -140,6 +140,21 @@ def test_valid_input_passed_the_preflight_without_any_call(admin):
     assert calls == [], harness.describe_requests(calls)
 
 
+def test_preflight_tag_alone_checks_a_never_deployed_cluster(admin):
+    # `--tags preflight` checks the inputs and stops: it needs no earlier deploy.
+    admin.clear_requests()
+    run = harness.run_playbook(
+        "deploy.yml",
+        tags="preflight",
+        extra_vars={"gke_cluster_name": "never-deployed"},
+        label="preflight-tag",
+        timeout=RUN_TIMEOUT,
+    )
+    assert run.returncode == 0, run.describe()
+    calls = admin.requests()
+    assert calls == [], harness.describe_requests(calls)
+
+
 @pytest.mark.parametrize(("playbook", "bad_vars", "variable"), BAD_INPUTS)
 def test_bad_input_fails_before_any_call(admin, playbook, bad_vars, variable, request):
     admin.clear_requests()
