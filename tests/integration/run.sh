@@ -17,6 +17,9 @@ cd "${repo_root}"
 all_scenarios="default bad-input upgrade helm3 tiller faults"
 scenarios="${SCENARIOS:-${all_scenarios}}"
 sandbox_dir="${DASK_GKE_SANDBOX_DIR:-${repo_root}/.sandbox}"
+# Molecule wraps its output at the terminal width (80 columns in CI logs);
+# wider lines keep failure messages and request paths readable.
+export COLUMNS="${COLUMNS:-160}"
 log_root="${repo_root}/artifacts/integration"
 
 for tool in molecule ansible-playbook pytest; do
