@@ -47,7 +47,7 @@ def deploy_phases(deploy: dict, path: Path) -> Path:
     axes.set_xlabel("seconds (median of runs)")
     ratio = deploy["ratio"]["median_of_ratios"]
     axes.set_title(
-        f"Full deploy vs raw tutorial steps (ratio {ratio}x)"
+        f"Full deploy vs raw tutorial steps (ratio {ratio:.2f}x)"
         if ratio
         else "Full deploy vs raw tutorial steps"
     )
