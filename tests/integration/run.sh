@@ -49,12 +49,13 @@ print_diagnostics() {
     echo "---- emulator: last 25 GKE API requests (${sandbox_dir}/requests.jsonl) ----"
     tail -n 25 "${sandbox_dir}/requests.jsonl"
   fi
+  # Only logs this scenario wrote to: the sandbox keeps older ones.
   local file
   while IFS= read -r file; do
     echo "---- tail of ${file} ----"
     tail -n 20 "${file}"
-  done < <(find "${sandbox_dir}/logs" -name '*.log' -printf '%T@ %p\n' 2>/dev/null \
-             | sort -rn | head -n 6 | cut -d' ' -f2-)
+  done < <(find "${sandbox_dir}/logs" -name '*.log' -newer "${log_root}/${name}/.started" \
+             -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -n 6 | cut -d' ' -f2-)
   echo "======== end of diagnostics for '${name}' ========"
 }
 
@@ -65,6 +66,7 @@ for name in ${scenarios}; do
   rm -rf "${log_root:?}/${name}"
   mkdir -p "${log_root}/${name}"
   chmod 0700 "${log_root}/${name}"
+  touch "${log_root}/${name}/.started"
   log="${log_root}/${name}/molecule.log"
   echo "==> integration: molecule test -s ${name} (output also in ${log})"
   start=${SECONDS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -120,6 +121,10 @@ def test_load_balancer_never_assigned_names_the_services(faults):
     failure = run.failure()
     for service in (f"{release}-scheduler", f"{release}-jupyter"):
         assert service in failure, f"{service} not named:{run.describe()}"
+    # wait_for_lb_ip returns how long it waited (RETURN `elapsed`).
+    waited = re.search(r"^\s+elapsed: ([0-9.]+)$", failure, re.MULTILINE)
+    assert waited, f"wait_for_lb_ip reported no elapsed time:{run.describe()}"
+    assert LB_BOUND <= float(waited.group(1)) < LB_BOUND + 5, "the wait ignored its timeout"
     assert run.leftovers() == [], "module processes outlived the failed run"
 
 
