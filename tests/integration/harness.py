@@ -8,6 +8,7 @@ Helm releases, files, processes); nothing trusts an Ansible `changed` flag on it
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -235,10 +236,8 @@ class RunningPlaybook:
     started: float = field(default_factory=time.monotonic)
 
     def leftovers(self) -> list[tuple[int, str]]:
-        """Live processes of this run: its session, or any command line naming its tmp dir."""
-        found = dict(processes_in_session(self.process.pid))
-        found.update(processes(re.escape(str(self.tmp_dir))))
-        return sorted(found.items())
+        """Live processes of this run (see processes_of_run)."""
+        return processes_of_run(self.process.pid, self.tmp_dir)
 
     def wait(self, timeout: float) -> PlaybookRun:
         timed_out = False
@@ -259,10 +258,19 @@ class RunningPlaybook:
         )
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: ansible-playbook, its forks and module processes."""
+        """SIGKILL the run: ansible-playbook's process group, then every process of the run
+        outside it (workers in sessions of their own, daemonized async modules)."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+        for pid, _ in self.leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: not self.leftovers(),
+            timeout=30,
+            what=f"the processes of the killed run {self.log_path.name} to exit",
+        )
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -489,21 +497,30 @@ def processes(pattern: str) -> list[tuple[int, str]]:
     return found
 
 
-def processes_in_session(session: int) -> list[tuple[int, str]]:
-    """(pid, command line) of live, non-zombie processes of session `session`."""
+def processes_of_run(session: int, tmp_dir: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes a playbook run started.
+
+    Ansible's workers leave the run's session (os.setsid) and keep ansible-playbook's
+    command line, and async modules daemonize: a process belongs to the run when it is
+    in the run's session, or names the run's tmp dir in its command line or environment.
+    """
+    marker = str(tmp_dir).encode()
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            command = (entry / "cmdline").read_bytes()
+            environment = (entry / "environ").read_bytes()
         except OSError:
             continue  # exited while we looked
         # Fields after the parenthesised command: state, ppid, pgrp, session, ...
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == session and fields[0] != "Z":
-            found.append((int(entry.name), command))
+        if fields[0] == "Z":
+            continue
+        if int(fields[3]) == session or marker in command or marker in environment:
+            found.append((int(entry.name), command.replace(b"\0", b" ").decode().strip()))
     return found
 
 
