@@ -149,7 +149,7 @@ def interrupted(admin, faults):
     return name, running
 
 
-def test_interrupted_deploy_converges_on_the_next_run(admin, sandbox, interrupted):
+def test_interrupted_deploy_converges_on_the_next_run(admin, sandbox, settings, interrupted):
     name, _ = interrupted
     run = harness.run_playbook(
         "deploy.yml",
@@ -158,8 +158,13 @@ def test_interrupted_deploy_converges_on_the_next_run(admin, sandbox, interrupte
         timeout=RUN_TIMEOUT,
     )
     assert run.returncode == 0, run.describe()
+    # Converged as a clean deploy would be: only the configured pool, its node count.
     cluster = admin.cluster(name)
     assert cluster["status"] == "RUNNING"
+    pools = sorted(p["name"] for p in cluster["nodePools"])
+    assert pools == [settings["gke_cluster_node_pool_name"]], (
+        f"node pools after the re-run: {pools}"
+    )
     assert int(cluster["currentNodeCount"]) == 2
     release = harness.helm_release(sandbox, harness.kubeconfig_path(name), "dask", "dask")
     assert release.get("status") == "deployed", release
