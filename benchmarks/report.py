@@ -108,6 +108,13 @@ def render(results: dict[str, dict], machine: dict | None) -> str:
         ]
     lines += ["| measure | median figure | target | verdict |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows(results)]
+    generated = [
+        f"{name} {result['generated']}"
+        for name, result in results.items()
+        if result.get("generated")
+    ]
+    if generated:
+        lines += ["", f"Results measured (UTC): {', '.join(generated)}."]
     lines += ["", END]
     return "\n".join(lines)
 
