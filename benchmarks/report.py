@@ -101,7 +101,7 @@ def render(results: dict[str, dict], machine: dict | None) -> str:
         busy = machine.get("busy_at_start") or []
         lines += [
             f"Measured {machine.get('date', '?')} on {machine.get('description', '?')}; "
-            f"load average at the start {load or 'n/a'}"
+            f"commit {machine.get('commit', '?')}; load average at the start {load or 'n/a'}"
             + (f", with {len(busy)} other test run(s) using the CPUs" if busy else "")
             + ".",
             "",

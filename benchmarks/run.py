@@ -58,6 +58,21 @@ def command_output(argv: list[str]) -> str:
     return (result.stdout or result.stderr).strip().splitlines()[0] if result.stdout else "?"
 
 
+def source_commit() -> str:
+    """The commit measured: DASK_GKE_BENCH_COMMIT (a snapshot without .git), else git's HEAD."""
+    if commit := os.environ.get("DASK_GKE_BENCH_COMMIT"):
+        return commit
+    head = command_output(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
+    changed = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout.strip()
+    return f"{head} plus uncommitted changes" if changed else head
+
+
 def machine_info(env: dict[str, str]) -> dict:
     cpu = next(
         (
@@ -81,6 +96,7 @@ def machine_info(env: dict[str, str]) -> dict:
         "ansible": command_output([str(ansible_run.VENV_BIN / "ansible-playbook"), "--version"]),
         "helm": command_output([env["HELM_BIN"], "version", "--short"]),
         "load_average": os.getloadavg(),
+        "commit": source_commit(),
     }
 
 

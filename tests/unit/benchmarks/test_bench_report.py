@@ -90,13 +90,15 @@ def test_update_readme_replaces_only_the_marked_table(tmp_path):
         "description": "2 cores",
         "load_average": [2.5, 1.25, 1.0],
         "busy_at_start": ["123: pytest"],
+        "commit": "abc1234",
     }
     table = report.render(RESULTS, machine)
     report.update_readme(readme, table)
     text = readme.read_text()
     assert "old table" not in text
     assert (
-        "Measured 2026-11-26 15:40 UTC on 2 cores; load average at the start 2.5, 1.2, 1.0, "
+        "Measured 2026-11-26 15:40 UTC on 2 cores; commit abc1234; load average at the start "
+        "2.5, 1.2, 1.0, "
         "with 1 other test run(s) using the CPUs." in text
     )
     assert text.startswith("# Benchmarks\n\nIntro.\n")
