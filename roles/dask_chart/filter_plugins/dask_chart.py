@@ -1,6 +1,6 @@
 # Copyright: dask-gke contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the dask_chart role: Jupyter password hashing and CIDR checks."""
+"""Filters of the dask_chart role: Jupyter password hashing, CIDR checks, Service addresses."""
 
 from __future__ import annotations
 
@@ -63,9 +63,33 @@ def invalid_cidrs(ranges) -> list:
     return invalid
 
 
+def service_addresses(services) -> dict:
+    """Map Service objects (as kubernetes.core.k8s_info returns them) by name to the
+    shape wait_for_lb_ip returns for each Service: first ingress ip and hostname
+    (None without a load balancer), ports (name, port), plus the Service type.
+    """
+    if not isinstance(services, list):
+        raise AnsibleFilterError(f"expected a list of Services, got {type(services).__name__}")
+    addresses = {}
+    for service in services:
+        spec = service.get("spec") or {}
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}]
+        addresses[service["metadata"]["name"]] = {
+            "type": spec.get("type"),
+            "ip": ingress[0].get("ip"),
+            "hostname": ingress[0].get("hostname"),
+            "ports": [
+                {"name": port.get("name"), "port": port.get("port")}
+                for port in spec.get("ports") or []
+            ],
+        }
+    return addresses
+
+
 class FilterModule:
     def filters(self):
         return {
             "dask_chart_jupyter_hash": jupyter_password_hash,
             "dask_chart_invalid_cidrs": invalid_cidrs,
+            "dask_chart_service_addresses": service_addresses,
         }

@@ -74,3 +74,56 @@ def test_invalid_cidrs_lists_exactly_the_bad_entries(ranges, invalid):
 def test_invalid_cidrs_needs_a_list():
     with pytest.raises(AnsibleFilterError, match="expected a list"):
         filters.invalid_cidrs("10.0.0.0/8")
+
+
+def service(name, service_type, ingress=None, ports=()):
+    status = {"loadBalancer": {"ingress": ingress}} if ingress is not None else {}
+    return {
+        "metadata": {"name": name},
+        "spec": {"type": service_type, "ports": [dict(port) for port in ports]},
+        "status": status,
+    }
+
+
+def test_service_addresses_take_the_first_ingress_and_the_ports():
+    scheduler = service(
+        "dask-scheduler",
+        "LoadBalancer",
+        ingress=[{"ip": "127.0.0.10"}, {"ip": "127.0.0.11"}],
+        ports=[
+            {"name": "dask-scheduler", "port": 8786, "targetPort": 8786},
+            {"name": "dask-webui", "port": 80, "targetPort": 8787},
+        ],
+    )
+    assert filters.service_addresses([scheduler]) == {
+        "dask-scheduler": {
+            "type": "LoadBalancer",
+            "ip": "127.0.0.10",
+            "hostname": None,
+            "ports": [{"name": "dask-scheduler", "port": 8786}, {"name": "dask-webui", "port": 80}],
+        }
+    }
+
+
+def test_service_addresses_of_clusterip_and_hostname_services():
+    addresses = filters.service_addresses(
+        [
+            service("dask-jupyter", "ClusterIP", ports=[{"name": "dask-jupyter", "port": 80}]),
+            service("elb", "LoadBalancer", ingress=[{"hostname": "lb.example"}]),
+            service("pending", "LoadBalancer", ingress=[]),
+        ]
+    )
+    assert addresses["dask-jupyter"]["ip"] is None
+    assert addresses["dask-jupyter"]["type"] == "ClusterIP"
+    assert addresses["elb"]["hostname"] == "lb.example"
+    assert addresses["pending"] == {
+        "type": "LoadBalancer",
+        "ip": None,
+        "hostname": None,
+        "ports": [],
+    }
+
+
+def test_service_addresses_refuse_a_non_list():
+    with pytest.raises(AnsibleFilterError, match="list of Services"):
+        filters.service_addresses({"dask-scheduler": {}})
