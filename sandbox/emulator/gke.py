@@ -175,6 +175,15 @@ class Cluster:
     def self_link(self) -> str:
         return f"{API_ROOT}{resource_path(self.project, self.location)}/clusters/{self.name}"
 
+    def begin_pool_operation(self) -> None:
+        """A node-pool operation reconciles the cluster; a cluster in ERROR stays so."""
+        if self.resource["status"] != "ERROR":
+            self.resource["status"] = "RECONCILING"
+
+    def end_pool_operation(self) -> None:
+        if self.resource["status"] != "ERROR":
+            self.resource["status"] = "RUNNING"
+
     def node_count(self, pool: str) -> int:
         return self.pool_sizes[pool] * len(self.pools[pool]["locations"])
 
@@ -408,15 +417,15 @@ class GkeService:
             cluster.pools[pool["name"]] = pool
             cluster.pool_sizes[pool["name"]] = pool["initialNodeCount"]
             count = cluster.node_count(pool["name"])
-            cluster.resource["status"] = "RECONCILING"
+            cluster.begin_pool_operation()
 
             def succeeded(_):
                 pool["status"] = "RUNNING"
-                cluster.resource["status"] = "RUNNING"
+                cluster.end_pool_operation()
 
             def failed(message):
                 pool["status"] = "ERROR"
-                cluster.resource["status"] = "RUNNING"
+                cluster.end_pool_operation()
                 pool["statusMessage"] = message
 
             return self._start(
@@ -440,17 +449,17 @@ class GkeService:
             pool = self._pool(cluster, pool_name)
             self._check_idle(cluster)
             pool["status"] = "STOPPING"
-            cluster.resource["status"] = "RECONCILING"
+            cluster.begin_pool_operation()
 
             def succeeded(_):
                 cluster.pools.pop(pool_name, None)
                 cluster.pool_sizes.pop(pool_name, None)
-                cluster.resource["status"] = "RUNNING"
+                cluster.end_pool_operation()
 
             def failed(message):
                 pool["status"] = "ERROR"
                 pool["statusMessage"] = message
-                cluster.resource["status"] = "RUNNING"
+                cluster.end_pool_operation()
 
             return self._start(
                 cluster,
@@ -481,17 +490,17 @@ class GkeService:
             cluster.pool_sizes[pool_name] = size
             count = cluster.node_count(pool_name)
             pool["status"] = "RECONCILING"
-            cluster.resource["status"] = "RECONCILING"
+            cluster.begin_pool_operation()
 
             def succeeded(_):
                 pool["status"] = "RUNNING"
-                cluster.resource["status"] = "RUNNING"
+                cluster.end_pool_operation()
 
             def failed(message):
                 cluster.pool_sizes[pool_name] = previous
                 pool["status"] = "RUNNING_WITH_ERROR"
                 pool["statusMessage"] = message
-                cluster.resource["status"] = "RUNNING"
+                cluster.end_pool_operation()
 
             return self._start(
                 cluster,

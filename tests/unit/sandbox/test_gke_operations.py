@@ -62,6 +62,18 @@ def test_failed_backend_call_ends_done_with_error(sandbox):
     assert sandbox.call("GET", ZONE, "/clusters/dask").status_code == 404
 
 
+def test_node_pool_delete_keeps_a_failed_cluster_in_error(sandbox):
+    # google.cloud's cluster module deletes default-pool after every create,
+    # even a failed one: that must not make the cluster look RUNNING.
+    sandbox.backend.fail_next = "kwokctl create cluster failed: boom"
+    sandbox.wait_done(post_cluster(sandbox), ZONE)
+    op = sandbox.call("DELETE", ZONE, "/clusters/dask/nodePools/default-pool").json()
+    sandbox.wait_done(op, ZONE)
+    cluster = sandbox.call("GET", ZONE, "/clusters/dask").json()
+    assert cluster["status"] == "ERROR"
+    assert cluster["statusMessage"] == "kwokctl create cluster failed: boom"
+
+
 def test_delete_cluster_lifecycle(sandbox):
     sandbox.create_cluster(ZONE, "dask")
     sandbox.backend.gate.clear()
