@@ -22,11 +22,14 @@ STOP_WAIT = 2.0  # seconds stop() waits for the thread
 class ServiceWatcher(threading.Thread):
     """Records (epoch, service name, has ingress IP) for every event in a namespace."""
 
-    def __init__(self, kubeconfig: Path, namespace: str):
+    def __init__(self, kubeconfig: Path, namespace: str, names: list[str]):
         super().__init__(name=f"watch-services-{namespace}", daemon=True)
         self.core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
         self.namespace = namespace
         self.events: list[tuple[float, str, bool]] = []
+        self.names = set(names)
+        # Set once the watch has delivered every named Service (its initial ADDED events):
+        # only then may they be cleared, or an initial event would pass for an assignment.
         self.listening = threading.Event()
         self.error: str | None = None  # why the watch ended early, if it did
         self._stopping = False
@@ -41,7 +44,8 @@ class ServiceWatcher(threading.Thread):
                 balancer = service.status.load_balancer
                 has_ip = bool(balancer and balancer.ingress and balancer.ingress[0].ip)
                 self.events.append((time.time(), service.metadata.name, has_ip))
-                self.listening.set()  # the first events are the existing Services: watch open
+                if self.names <= {name for _, name, _ in self.events}:
+                    self.listening.set()
         except Exception as error:  # the stream breaks when stop() closes it: expected then
             if not self._stopping:
                 self.error = f"{type(error).__name__}: {error}"
@@ -68,10 +72,15 @@ def clear_ingress(kubeconfig: Path, namespace: str, names: list[str]) -> float:
 def assigned_times(
     events: list[tuple[float, str, bool]], names: list[str], after: float
 ) -> dict[str, float]:
-    """Per service, the first event after `after` that shows an ingress IP."""
+    """Per service, the first event with an ingress IP after its cleared (no IP) event."""
     assigned: dict[str, float] = {}
+    cleared: set[str] = set()
     for when, name, has_ip in sorted(events):
-        if when >= after and has_ip and name in names and name not in assigned:
+        if when < after or name not in names or name in assigned:
+            continue
+        if not has_ip:
+            cleared.add(name)
+        elif name in cleared:
             assigned[name] = when
     missing = sorted(set(names) - set(assigned))
     if missing:

@@ -109,7 +109,7 @@ def render(results: dict[str, dict], machine: dict | None) -> str:
     lines += ["| measure | median figure | target | verdict |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows(results)]
     generated = [
-        f"{name} {result['generated']}"
+        f"{name} {result['generated']}" + (f" ({result['commit']})" if result.get("commit") else "")
         for name, result in results.items()
         if result.get("generated")
     ]

@@ -463,11 +463,11 @@ def scenario_lbwait(bench: Bench) -> dict:
 
 def _lb_sample(bench: Bench, label: str, names: list[str]) -> dict:
     namespace = "dask"
-    watcher = lb_latency.ServiceWatcher(bench.kubeconfig, namespace)
+    watcher = lb_latency.ServiceWatcher(bench.kubeconfig, namespace, names)
     watcher.start()
     try:
         if not watcher.listening.wait(30):
-            raise BenchError("the Service watch did not open within 30 s")
+            raise BenchError(f"the Service watch did not deliver {names} within 30 s")
         cleared = lb_latency.clear_ingress(bench.kubeconfig, namespace, names)
         module_args = {
             "namespace": namespace,
@@ -712,6 +712,7 @@ def main(argv: list[str]) -> int:
                     "scenario": name,
                     "generated": f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}",
                     "machine": machine["description"],
+                    "commit": machine["commit"],
                     **scenarios[name](bench),
                     "scenario_seconds": round(time.time() - started, 1),
                 }

@@ -31,9 +31,30 @@ def test_assigned_times_take_the_first_ip_after_the_clear():
     }
 
 
+def test_an_initial_event_arriving_after_the_clear_time_is_not_an_assignment():
+    # The watch delivered the scheduler's initial state (with its old IP) just after
+    # the clear started: only an IP after the scheduler's own cleared event counts.
+    events = [
+        (99.9, "dask-jupyter", True),
+        (100.05, "dask-scheduler", True),  # initial ADDED, old IP
+        (100.1, "dask-jupyter", False),
+        (100.2, "dask-scheduler", False),
+        (105.3, "dask-jupyter", True),
+        (105.4, "dask-scheduler", True),
+    ]
+    assert lb_latency.assigned_times(events, NAMES, after=100.0) == {
+        "dask-scheduler": 105.4,
+        "dask-jupyter": 105.3,
+    }
+
+
 def test_assigned_times_fail_when_a_service_never_got_its_ip():
-    events = [(101.0, "dask-scheduler", True), (101.0, "dask-jupyter", False)]
-    with pytest.raises(BenchError, match="dask-jupyter"):
+    events = [
+        (100.5, "dask-scheduler", False),
+        (101.0, "dask-scheduler", True),
+        (100.5, "dask-jupyter", False),
+    ]
+    with pytest.raises(BenchError, match=r"\['dask-jupyter'\]"):
         lb_latency.assigned_times(events, NAMES, after=100.0)
 
 

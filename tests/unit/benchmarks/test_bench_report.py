@@ -10,6 +10,7 @@ def summary(median, runs=3):
 RESULTS = {
     "deploy": {
         "generated": "2026-11-26T15:07Z",
+        "commit": "abc1234",
         "deploy": {"wall": summary(75.0)},
         "raw": {"wall": summary(50.0)},
         "ratio": {"median_of_ratios": 1.5},
@@ -104,7 +105,7 @@ def test_update_readme_replaces_only_the_marked_table(tmp_path):
     assert text.startswith("# Benchmarks\n\nIntro.\n")
     assert text.endswith("## Method\n\nKept.\n")
     assert text.count(report.START) == 1
-    assert "Results measured (UTC): deploy 2026-11-26T15:07Z." in text
+    assert "Results measured (UTC): deploy 2026-11-26T15:07Z (abc1234)." in text
 
 
 def test_update_readme_appends_when_there_are_no_markers(tmp_path):
