@@ -397,7 +397,8 @@ class KwokBackend:
                 NODES_READY_TIMEOUT,
                 lambda: (
                     f"node pool {pool} of {cluster_id}: wanted {node_count} Ready nodes, "
-                    f"have (nodes, ready) = {self._pool_state(core, pool)}"
+                    f"have (nodes, ready) = {self._pool_state(core, pool)}; kwok controller "
+                    f"log: {_tail(self._cluster_dir(name) / 'logs' / 'kwok-controller.log')}"
                 ),
             )
         self.timings.setdefault(cluster_id, {})[f"pool {pool} at {node_count} nodes"] = (
