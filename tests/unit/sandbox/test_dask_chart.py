@@ -12,28 +12,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.unit.sandbox.tools import bin_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART = REPO_ROOT / "sandbox" / "charts" / "dask"
 PASSWORD_WORKAROUND = "--config /usr/local/etc/jupyter/jupyter_notebook_config.py"
 
 
-def _bin_dir() -> Path:
-    if os.environ.get("SANDBOX_BIN_DIR"):
-        return Path(os.environ["SANDBOX_BIN_DIR"])
-    printed = subprocess.run(
-        [str(REPO_ROOT / "sandbox" / "tools" / "build.sh"), "--print"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return Path(printed.stdout.strip().splitlines()[-1])
-
-
 def _helm_binaries() -> list:
     params = []
     for name in ("helm", "helm3"):
-        path = _bin_dir() / name
+        path = bin_dir() / name
         marks = (
             []
             if os.access(path, os.X_OK)

@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from kubernetes import client
 from sandbox.emulator.daemon import Daemon
 from sandbox.emulator.kwok_backend import KwokBackend
 from tests.unit.sandbox.conftest import GKE, free_port_base
+from tests.unit.sandbox.tools import bin_dir, missing_tools
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
@@ -28,21 +28,6 @@ TOKEN = "sandbox-kwok-e2e-token-0123456789"
 PROJECT = "dask-gke-sandbox"
 ZONE = "us-central1-a"
 OPERATION_TIMEOUT = 300  # seconds: a cold KWOK control plane on 2 busy cores
-
-
-def bin_dir() -> Path:
-    printed = subprocess.run(
-        [str(REPO_ROOT / "sandbox" / "tools" / "build.sh"), "--print"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return Path(printed.stdout.strip().splitlines()[-1])
-
-
-def missing_tools() -> list[str]:
-    return [t for t in TOOLS if not os.access(bin_dir() / t, os.X_OK)]
 
 
 def kill_leftovers(sandbox_dir: Path) -> None:
@@ -63,7 +48,9 @@ def wait_done(session, url: str) -> dict:
 
 
 @pytest.mark.sandbox
-@pytest.mark.skipif(bool(missing_tools()), reason=f"sandbox tools not built: {missing_tools()}")
+@pytest.mark.skipif(
+    bool(missing_tools(TOOLS)), reason=f"sandbox tools not built: {missing_tools(TOOLS)}"
+)
 def test_cluster_created_through_the_api_is_a_real_cluster():
     # A short path: kwokctl puts unix sockets under the sandbox directory.
     sandbox_dir = Path(tempfile.mkdtemp(prefix="gke-e2e-"))

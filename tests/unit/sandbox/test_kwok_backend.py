@@ -16,6 +16,8 @@ import yaml
 
 from sandbox.emulator import kwok_backend
 from sandbox.emulator.kwok_backend import BackendError, KwokBackend
+from tests.unit.sandbox.tools import bin_dir as tools_bin_dir
+from tests.unit.sandbox.tools import missing_tools
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CLUSTER_ID = "dask-gke-sandbox.us-central1-a.dask"
@@ -280,23 +282,6 @@ def test_load_balancer_setting_is_kept_for_later_clusters(tmp_path):
 # ---------------------------------------------------------------- a real cluster
 
 
-def _bin_dir() -> Path:
-    if os.environ.get("SANDBOX_BIN_DIR"):
-        return Path(os.environ["SANDBOX_BIN_DIR"])
-    printed = subprocess.run(
-        [str(REPO_ROOT / "sandbox" / "tools" / "build.sh"), "--print"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return Path(printed.stdout.strip().splitlines()[-1])
-
-
-def _missing_tools() -> list[str]:
-    return [tool for tool in TOOLS if not os.access(_bin_dir() / tool, os.X_OK)]
-
-
 def _get(endpoint: str, ca_pem: str, token: str, path: str) -> dict:
     context = ssl.create_default_context(cadata=ca_pem)
     opener = urllib.request.build_opener(
@@ -329,11 +314,11 @@ def _wait(what: str, condition, timeout: float) -> float:
 
 @pytest.mark.sandbox
 @pytest.mark.skipif(
-    bool(_missing_tools()), reason=f"sandbox tools not built: {', '.join(_missing_tools())}"
+    bool(missing_tools(TOOLS)), reason=f"sandbox tools not built: {', '.join(missing_tools(TOOLS))}"
 )
 def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end story
     token = "sandbox-test-token-0123456789"
-    bin_dir = _bin_dir()
+    bin_dir = tools_bin_dir()
     backend = KwokBackend(tmp_path / "sandbox", bin_dir, [token])
     kubeconfig = tmp_path / "kubeconfig"
     timings = {}
