@@ -136,6 +136,10 @@ def describe_requests(entries: Iterable[dict]) -> str:
 # ---- playbook runs -----------------------------------------------------------------------
 
 
+# Seconds a run's async wrappers may outlive it (they poll their job every 5 s).
+ASYNC_WRAPPER_GRACE = 10.0
+
+
 @dataclass
 class PlaybookRun:
     """One finished ansible-playbook run."""
@@ -156,6 +160,18 @@ class PlaybookRun:
                 pairs = (item.split("=") for item in match.group("counts").split())
                 return {key: int(value) for key, value in pairs}
         return {}
+
+    def lingering(self, grace: float = ASYNC_WRAPPER_GRACE) -> list[tuple[int, str]]:
+        """Processes of the run still alive `grace` seconds after it ended.
+
+        Ansible's async wrapper checks its job only every 5 s, so it may outlive
+        a run that finished right after an async task by up to that long; a
+        process alive after the grace period really was left behind.
+        """
+        deadline = time.monotonic() + grace
+        while (alive := self.leftovers()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return alive
 
     def failure(self) -> str:
         """The output from Ansible's first failure or error line on ("" when none)."""

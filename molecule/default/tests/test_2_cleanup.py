@@ -100,7 +100,7 @@ def test_no_cluster_process_left(teardown, sandbox):
 
 def test_no_playbook_process_left(teardown):
     run, _, _ = teardown
-    assert run.leftovers() == [], "processes of the cleanup run outlived it"
+    assert run.lingering() == [], "processes of the cleanup run outlived it"
 
 
 def test_kubeconfig_removed(teardown, kubeconfig):

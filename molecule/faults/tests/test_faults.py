@@ -99,7 +99,7 @@ def test_stuck_operation_fails_within_its_bound(admin, faults):
     waited = (run.finished - started).total_seconds()
     assert waited < STUCK_BOUND + RUN_OVERHEAD / 3, f"failed {waited:.0f}s after the create"
     assert admin.cluster("fault-stuck")["status"] == "PROVISIONING", "the fault did not hold"
-    assert run.leftovers() == [], "module processes outlived the failed run"
+    assert run.lingering() == [], "module processes outlived the failed run"
 
 
 def test_load_balancer_never_assigned_names_the_services(faults):
@@ -125,7 +125,7 @@ def test_load_balancer_never_assigned_names_the_services(faults):
     waited = re.search(r"^\s+elapsed: ([0-9.]+)$", failure, re.MULTILINE)
     assert waited, f"wait_for_lb_ip reported no elapsed time:{run.describe()}"
     assert LB_BOUND <= float(waited.group(1)) < LB_BOUND + 5, "the wait ignored its timeout"
-    assert run.leftovers() == [], "module processes outlived the failed run"
+    assert run.lingering() == [], "module processes outlived the failed run"
 
 
 @pytest.fixture
