@@ -11,6 +11,8 @@ def _fmt(value, unit: str = "", digits: int = 1) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
+        if round(value, digits) == 0:
+            value = 0.0  # no "-0.000"
         return f"{value:.{digits}f}{unit}"
     return f"{value}{unit}"
 
