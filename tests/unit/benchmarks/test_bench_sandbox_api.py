@@ -1,34 +1,14 @@
 """The benchmarks' GKE and admin clients against a real emulator daemon (fake cluster backend)."""
 
-import secrets
-import socket
-
 import pytest
 
 from benchmarks.sandbox_api import Admin, BenchError, Gke
 from sandbox.emulator.daemon import Daemon
 from sandbox.emulator.fake_backend import FakeBackend
+from tests.unit.sandbox.conftest import free_port_base
 
 TOKEN = "bench-test-token"
 LOCATION = "us-central1-a"
-
-
-def free_port_base(span: int = 4) -> int:
-    for _ in range(50):
-        base = 20000 + secrets.randbelow(40000)
-        sockets = []
-        try:
-            for port in range(base, base + span):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free block of ports found on 127.0.0.1 after 50 tries")
 
 
 @pytest.fixture
