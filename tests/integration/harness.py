@@ -307,6 +307,8 @@ def start_playbook(
     # A temporary directory of its own: every module process of the run (async ones too,
     # which leave the session) carries it in its command line.
     tmp_dir = log_path.with_suffix(".tmp")
+    # Module payloads carry their arguments (tokens included): owner only.
+    tmp_dir.mkdir(mode=0o700, exist_ok=True)
     run_env = {
         "ANSIBLE_REMOTE_TMP": str(tmp_dir),
         "ANSIBLE_LOCAL_TEMP": str(tmp_dir / "local"),
