@@ -327,10 +327,7 @@ def scenario_deploy(bench: Bench) -> dict:
             "phases_median": phases_median(raws),
         },
         "ratio": ratio,
-        "target": {
-            "max_ratio": TARGETS["deploy_ratio"],
-            "met": _at_most(ratio["median_of_ratios"], TARGETS["deploy_ratio"]),
-        },
+        "target": _ratio_target(ratio, "deploy_ratio"),
         "runs": runs,
     }
 
@@ -424,10 +421,7 @@ def scenario_upgrade(bench: Bench) -> dict:
             "phases_median": phases_median([r["raw"] for r in runs]),
         },
         "ratio": ratio,
-        "target": {
-            "max_ratio": TARGETS["upgrade_ratio"],
-            "met": _at_most(ratio["median_of_ratios"], TARGETS["upgrade_ratio"]),
-        },
+        "target": _ratio_target(ratio, "upgrade_ratio"),
         "runs": runs,
     }
 
@@ -588,6 +582,12 @@ def wait_calls_verdict(points: list[dict]) -> dict:
         "detail": "; ".join(details) or "needs two worker counts per node count",
         "max_growth": TARGETS["wait_calls_growth"],
     }
+
+
+def _ratio_target(ratio: dict, target: str) -> dict:
+    """The ratio target `target` of TARGETS and whether the median of ratios meets it."""
+    limit = TARGETS[target]
+    return {"max_ratio": limit, "met": _at_most(ratio["median_of_ratios"], limit)}
 
 
 def _at_most(value: float | None, limit: float) -> bool | None:
