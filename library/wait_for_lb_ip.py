@@ -172,41 +172,25 @@ reconnects:
   sample: 0
 """
 
-import math
 import time
-from datetime import UTC, datetime
-from http.client import HTTPException
 
 from ansible.module_utils.k8s_client import (
     K8sModule,
     api_client,
     connection_argument_spec,
-    describe_api_error,
+)
+from ansible.module_utils.k8s_watch import (
+    ListWatchWaiter,
+    WaitFailure,
+    format_events,
+    now_iso,
+    recent_events,
 )
 
 try:
-    import urllib3
-    from kubernetes import watch
     from kubernetes.client import CoreV1Api
-    from kubernetes.client.exceptions import ApiException
 except ImportError:  # reported by K8sModule's check for the kubernetes library
-    CoreV1Api = ApiException = watch = urllib3 = None
-
-# Errors meaning "the stream broke": urllib3's (ProtocolError, ReadTimeoutError,
-# MaxRetryError, ...), http.client's and the socket's.
-STREAM_ERRORS = (HTTPException, ConnectionError, TimeoutError) + (
-    (urllib3.exceptions.HTTPError,) if urllib3 else ()
-)
-CONNECT_TIMEOUT = 10.0
-EVENTS_PER_SERVICE = 5
-
-
-class WaitFailure(Exception):
-    """Ends the wait with a message for fail_json."""
-
-
-def _now_iso():
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    CoreV1Api = None
 
 
 def ingress_address(service, accept_hostname):
@@ -234,50 +218,22 @@ def service_type(service):
     return (service.get("spec") or {}).get("type") or "ClusterIP"
 
 
-def summarize_events(raw_events):
-    """Recent events of one object: warnings first, then newest first."""
-    events = []
-    for event in raw_events:
-        events.append(
-            {
-                "type": event.get("type") or "Normal",
-                "reason": event.get("reason") or "",
-                "message": (event.get("message") or "").strip(),
-                "count": event.get("count") or 1,
-                "last_seen": event.get("lastTimestamp")
-                or event.get("eventTime")
-                or event.get("firstTimestamp")
-                or (event.get("metadata") or {}).get("creationTimestamp")
-                or "",
-            }
-        )
-    events.sort(key=lambda e: e["last_seen"], reverse=True)
-    events.sort(key=lambda e: e["type"] != "Warning")  # stable: keeps newest first
-    return events[:EVENTS_PER_SERVICE]
-
-
-class LoadBalancerWaiter:
+class LoadBalancerWaiter(ListWatchWaiter):
     """Follows the services with list + watch until every one has an address."""
 
+    plural = "services"
+
     def __init__(self, core, params, check_mode=False, clock=time.monotonic):
+        super().__init__(core.api_client, params, check_mode, clock)
         self.core = core
-        self.namespace = params["namespace"]
         self.names = params["names"]
-        self.selector = params["label_selector"]
         self.accept_hostname = params["accept_hostname"]
-        self.timeout = params["timeout"]
-        self.check_mode = check_mode
-        self.clock = clock
-        self.started = clock()
-        self.deadline = self.started + self.timeout
         self.services = {}  # name -> latest object (camelCase dict, as the API sends it)
         self.seen = {}  # name -> (ready_after, seen_at)
-        self.resource_version = None
-        self.relists = 0
-        self.reconnects = 0
-        self.events_seen = 0
-        self.last_stream_error = ""
         self.timed_out_pending = None  # pending services with their events, on timeout
+
+    def list_call(self, namespace, **kwargs):
+        return self.core.list_namespaced_service(namespace, **kwargs)
 
     # -- which services count -------------------------------------------------
     def wanted(self):
@@ -326,56 +282,26 @@ class LoadBalancerWaiter:
     def _note_ready(self):
         for name in self.wanted():
             if name not in self.seen and self.ready(name):
-                self.seen[name] = (round(self.clock() - self.started, 3), _now_iso())
+                self.seen[name] = (self.elapsed(), now_iso())
 
     def _fail_on_problems(self):
         problems = self.problems()
         if problems and not self.check_mode:
             raise WaitFailure("; ".join(problems.values()))
 
-    # -- API calls ---------------------------------------------------------------
-    def _selector_args(self):
-        return {"label_selector": self.selector} if self.selector else {}
-
-    def _remaining(self):
-        return self.deadline - self.clock()
-
-    def relist(self):
-        self.relists += 1
-        remaining = max(self._remaining(), 1.0)
-        try:
-            result = self.core.list_namespaced_service(
-                self.namespace,
-                _request_timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
-                **self._selector_args(),
-            )
-        except (ApiException, *STREAM_ERRORS) as exc:
-            raise WaitFailure(
-                f"Could not list services in namespace {self.namespace}: {describe_api_error(exc)}"
-            ) from exc
-        listing = self.core.api_client.sanitize_for_serialization(result)
+    # -- the list and the watch's events ----------------------------------------------
+    def on_list(self, items):
         names = set(self.names or [])
         self.services = {
             item["metadata"]["name"]: item
-            for item in listing.get("items") or []
+            for item in items
             if not names or item["metadata"]["name"] in names
         }
-        self.resource_version = (listing.get("metadata") or {}).get("resourceVersion")
         self._note_ready()
         self._fail_on_problems()
 
-    def apply(self, event):
-        kind = event.get("type")
-        # raw_object: the JSON as sent (Watch's deserialize=False path breaks on
-        # ERROR events in kubernetes 37, so we take the raw copy it keeps).
-        obj = event.get("raw_object") or {}
-        metadata = obj.get("metadata") or {}
-        if metadata.get("resourceVersion"):
-            self.resource_version = metadata["resourceVersion"]
-        if kind not in ("ADDED", "MODIFIED", "DELETED"):
-            return  # BOOKMARK: only the resourceVersion matters
-        self.events_seen += 1
-        name = metadata.get("name")
+    def on_event(self, kind, obj):
+        name = (obj.get("metadata") or {}).get("name")
         if self.names and name not in self.names:
             return
         if kind == "DELETED":
@@ -390,79 +316,10 @@ class LoadBalancerWaiter:
         self._note_ready()
         self._fail_on_problems()
 
-    def _watch_once(self):
-        """One watch request from the last resourceVersion, until done or it ends."""
-        remaining = max(self._remaining(), 0.05)
-        stream = watch.Watch().stream(
-            self.core.list_namespaced_service,
-            self.namespace,
-            resource_version=self.resource_version,
-            allow_watch_bookmarks=True,
-            # The server ends the watch at the deadline; the read timeout ends a
-            # stalled connection then too.
-            timeout_seconds=max(1, math.ceil(remaining)),
-            _request_timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
-            **self._selector_args(),
-        )
-        try:
-            for event in stream:
-                self.apply(event)
-                if self.all_ready() or self._remaining() <= 0:
-                    return
-        finally:
-            stream.close()
-
-    def wait(self):
-        self.relist()
-        if self.check_mode:
-            return
-        quiet_rounds = 0  # consecutive watches that ended or broke without an event
-        while not self.all_ready():
-            if self._remaining() <= 0:
-                raise WaitFailure(self.timeout_message())
-            events_before = self.events_seen
-            try:
-                self._watch_once()
-            except ApiException as exc:
-                if exc.status != 410:
-                    raise WaitFailure(
-                        f"Watching services in namespace {self.namespace} failed: "
-                        f"{describe_api_error(exc)}"
-                    ) from exc
-                self.relist()  # 410 Gone: our resourceVersion is too old
-                continue
-            except STREAM_ERRORS as exc:
-                self.last_stream_error = f"{type(exc).__name__}: {exc}"
-            if self.all_ready():
-                return
-            quiet_rounds = 0 if self.events_seen > events_before else quiet_rounds + 1
-            # Reconnect at once after a drop; back off only when watches keep ending
-            # without news (API server down or restarting), never past the deadline.
-            if quiet_rounds > 1:
-                time.sleep(min(0.1 * 2**quiet_rounds, 2.0, max(self._remaining(), 0)))
-            self.reconnects += 1
+    def done(self):
+        return self.all_ready()
 
     # -- results -----------------------------------------------------------------
-    def recent_events(self, name):
-        try:
-            result = self.core.list_namespaced_event(
-                self.namespace,
-                field_selector=f"involvedObject.kind=Service,involvedObject.name={name}",
-                _request_timeout=(CONNECT_TIMEOUT, CONNECT_TIMEOUT),
-            )
-        except (ApiException, *STREAM_ERRORS) as exc:
-            return [
-                {
-                    "type": "Unknown",
-                    "reason": "EventsUnavailable",
-                    "count": 1,
-                    "message": f"could not list events: {exc}",
-                    "last_seen": "",
-                }
-            ]
-        items = self.core.api_client.sanitize_for_serialization(result).get("items") or []
-        return summarize_events(items)
-
     def pending(self, with_events=False):
         pending = []
         problems = self.problems()
@@ -472,7 +329,9 @@ class LoadBalancerWaiter:
         for name in self.wanted():
             if name in problems or self.ready(name):
                 continue
-            events = self.recent_events(name) if with_events else []
+            events = (
+                recent_events(self.core, self.namespace, "Service", name) if with_events else []
+            )
             pending.append(
                 {"name": name, "reason": "no load balancer ingress yet", "events": events}
             )
@@ -483,17 +342,14 @@ class LoadBalancerWaiter:
         parts = []
         self.timed_out_pending = self.pending(with_events=True)
         for item in self.timed_out_pending:
-            events = (
-                " | ".join(f"{e['type']} {e['reason']}: {e['message']}" for e in item["events"])
-                or "no events"
+            parts.append(
+                f"{item['name']} ({item['reason']}; events: {format_events(item['events'])})"
             )
-            parts.append(f"{item['name']} ({item['reason']}; events: {events})")
         message = (
             f"Timed out after {self.timeout}s waiting for a load balancer {what} in namespace "
             f"{self.namespace}: {'; '.join(parts)}."
         )
-        if self.last_stream_error:
-            message += f" Last watch error: {self.last_stream_error}."
+        message += self.stream_error_note()
         return message + " Raise timeout or check the cloud load balancer for these services."
 
     def result(self):
@@ -515,7 +371,7 @@ class LoadBalancerWaiter:
             "changed": False,
             "services": services,
             "ignored": self.ignored(),
-            "elapsed": round(self.clock() - self.started, 3),
+            "elapsed": self.elapsed(),
             "relists": self.relists,
             "reconnects": self.reconnects,
         }

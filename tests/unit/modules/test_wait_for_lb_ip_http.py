@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import wait_for_lb_ip
+from ansible.module_utils import k8s_watch
 
 NS = "dask"
 
@@ -109,7 +110,7 @@ def api_server(monkeypatch, tmp_path):
     servers = []
     # kubernetes.core caches discovery under the temp dir: keep it in tmp_path.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(wait_for_lb_ip, "CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(k8s_watch, "CONNECT_TIMEOUT", 2.0)
 
     def start(script):
         handler = type("ScriptedHandler", (Handler,), {"script": script})

@@ -1,0 +1,232 @@
+# Copyright: (c) 2026, dask-gke contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""List + watch waiting for the dask-gke modules.
+
+A wait here costs one LIST and then one WATCH request (more only when the
+stream drops, ends, or the API server answers 410 Gone), however long it lasts
+and however many objects change meanwhile, so its API calls do not grow with
+the size of the rollout. The modules say what they wait for by subclassing
+ListWatchWaiter; kubernetes.watch.Watch reads the streams.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from http.client import HTTPException
+
+from ansible.module_utils.k8s_client import describe_api_error
+
+try:
+    import urllib3
+    from kubernetes import watch
+    from kubernetes.client.exceptions import ApiException
+except ImportError:  # reported by K8sModule's check for the kubernetes library
+    ApiException = watch = urllib3 = None
+
+# Errors meaning "the stream broke": urllib3's (ProtocolError, ReadTimeoutError,
+# MaxRetryError, ...), http.client's and the socket's.
+STREAM_ERRORS = (HTTPException, ConnectionError, TimeoutError) + (
+    (urllib3.exceptions.HTTPError,) if urllib3 else ()
+)
+CONNECT_TIMEOUT = 10.0
+EVENTS_PER_OBJECT = 5
+
+
+class WaitFailure(Exception):
+    """Ends the wait with a message for fail_json."""
+
+
+def now_iso():
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def summarize_events(raw_events):
+    """Recent events of one object: warnings first, then newest first."""
+    events = []
+    for event in raw_events:
+        events.append(
+            {
+                "type": event.get("type") or "Normal",
+                "reason": event.get("reason") or "",
+                "message": (event.get("message") or "").strip(),
+                "count": event.get("count") or 1,
+                "last_seen": event.get("lastTimestamp")
+                or event.get("eventTime")
+                or event.get("firstTimestamp")
+                or (event.get("metadata") or {}).get("creationTimestamp")
+                or "",
+            }
+        )
+    events.sort(key=lambda e: e["last_seen"], reverse=True)
+    events.sort(key=lambda e: e["type"] != "Warning")  # stable: keeps newest first
+    return events[:EVENTS_PER_OBJECT]
+
+
+def recent_events(core, namespace, kind, name):
+    """summarize_events for one object, or one 'EventsUnavailable' entry on error."""
+    try:
+        result = core.list_namespaced_event(
+            namespace,
+            field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
+            _request_timeout=(CONNECT_TIMEOUT, CONNECT_TIMEOUT),
+        )
+    except (ApiException, *STREAM_ERRORS) as exc:
+        return [
+            {
+                "type": "Unknown",
+                "reason": "EventsUnavailable",
+                "count": 1,
+                "message": f"could not list events: {exc}",
+                "last_seen": "",
+            }
+        ]
+    items = core.api_client.sanitize_for_serialization(result).get("items") or []
+    return summarize_events(items)
+
+
+def format_events(events):
+    return " | ".join(f"{e['type']} {e['reason']}: {e['message']}" for e in events) or "no events"
+
+
+class ListWatchWaiter:
+    """Lists the objects once, then follows a watch until done() or the deadline.
+
+    Subclasses say what they wait for: `plural` (for messages), list_call()
+    (the typed client's list_namespaced_* method), on_list(items),
+    on_event(kind, obj), done() and timeout_message(). The watch resumes from
+    the last resourceVersion when it drops or ends, and lists again on 410 Gone.
+    Every request is bounded by the time left.
+    """
+
+    plural = "objects"
+
+    def __init__(self, api_client, params, check_mode=False, clock=time.monotonic):
+        """params: the module's namespace, label_selector and timeout."""
+        self.api_client = api_client
+        self.namespace = params["namespace"]
+        self.selector = params["label_selector"]
+        self.timeout = params["timeout"]
+        self.check_mode = check_mode
+        self.clock = clock
+        self.started = clock()
+        self.deadline = self.started + self.timeout
+        self.resource_version = None
+        self.relists = 0
+        self.reconnects = 0
+        self.events_seen = 0
+        self.last_stream_error = ""
+
+    # -- what a subclass provides -------------------------------------------------
+    def list_call(self, namespace, **kwargs):
+        raise NotImplementedError
+
+    def on_list(self, items):
+        raise NotImplementedError
+
+    def on_event(self, kind, obj):
+        raise NotImplementedError
+
+    def done(self):
+        raise NotImplementedError
+
+    def timeout_message(self):
+        raise NotImplementedError
+
+    # -- the list and the watch ------------------------------------------------------
+    def elapsed(self):
+        return round(self.clock() - self.started, 3)
+
+    def _selector_args(self):
+        return {"label_selector": self.selector} if self.selector else {}
+
+    def _remaining(self):
+        return self.deadline - self.clock()
+
+    def relist(self):
+        self.relists += 1
+        remaining = max(self._remaining(), 1.0)
+        try:
+            result = self.list_call(
+                self.namespace,
+                _request_timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
+                **self._selector_args(),
+            )
+        except (ApiException, *STREAM_ERRORS) as exc:
+            raise WaitFailure(
+                f"Could not list {self.plural} in namespace {self.namespace}: "
+                f"{describe_api_error(exc)}"
+            ) from exc
+        listing = self.api_client.sanitize_for_serialization(result)
+        self.resource_version = (listing.get("metadata") or {}).get("resourceVersion")
+        self.on_list(listing.get("items") or [])
+
+    def apply(self, event):
+        kind = event.get("type")
+        # raw_object: the JSON as sent (Watch's deserialize=False path breaks on
+        # ERROR events in kubernetes 37, so we take the raw copy it keeps).
+        obj = event.get("raw_object") or {}
+        metadata = obj.get("metadata") or {}
+        if metadata.get("resourceVersion"):
+            self.resource_version = metadata["resourceVersion"]
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            return  # BOOKMARK: only the resourceVersion matters
+        self.events_seen += 1
+        self.on_event(kind, obj)
+
+    def _watch_once(self):
+        """One watch request from the last resourceVersion, until done or it ends."""
+        remaining = max(self._remaining(), 0.05)
+        stream = watch.Watch().stream(
+            self.list_call,
+            self.namespace,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            # The server ends the watch at the deadline; the read timeout ends a
+            # stalled connection then too.
+            timeout_seconds=max(1, math.ceil(remaining)),
+            _request_timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
+            **self._selector_args(),
+        )
+        try:
+            for event in stream:
+                self.apply(event)
+                if self.done() or self._remaining() <= 0:
+                    return
+        finally:
+            stream.close()
+
+    def wait(self):
+        """List, then watch until done(); raises WaitFailure on error or timeout."""
+        self.relist()
+        if self.check_mode:
+            return
+        quiet_rounds = 0  # consecutive watches that ended or broke without an event
+        while not self.done():
+            if self._remaining() <= 0:
+                raise WaitFailure(self.timeout_message())
+            events_before = self.events_seen
+            try:
+                self._watch_once()
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise WaitFailure(
+                        f"Watching {self.plural} in namespace {self.namespace} failed: "
+                        f"{describe_api_error(exc)}"
+                    ) from exc
+                self.relist()  # 410 Gone: our resourceVersion is too old
+                continue
+            except STREAM_ERRORS as exc:
+                self.last_stream_error = f"{type(exc).__name__}: {exc}"
+            if self.done():
+                return
+            quiet_rounds = 0 if self.events_seen > events_before else quiet_rounds + 1
+            # Reconnect at once after a drop; back off only when watches keep ending
+            # without news (API server down or restarting), never past the deadline.
+            if quiet_rounds > 1:
+                time.sleep(min(0.1 * 2**quiet_rounds, 2.0, max(self._remaining(), 0)))
+            self.reconnects += 1
+
+    def stream_error_note(self):
+        return f" Last watch error: {self.last_stream_error}." if self.last_stream_error else ""
