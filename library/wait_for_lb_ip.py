@@ -174,17 +174,17 @@ reconnects:
 
 import time
 
-from ansible.module_utils.k8s_client import (
-    K8sModule,
-    api_client,
-    connection_argument_spec,
-)
+from ansible.module_utils.k8s_client import K8sModule, api_client
 from ansible.module_utils.k8s_watch import (
+    WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
     WaitFailure,
+    check_wait_params,
     format_events,
     now_iso,
     recent_events,
+    run_wait,
+    wait_argument_spec,
 )
 
 try:
@@ -221,16 +221,13 @@ def service_type(service):
 class LoadBalancerWaiter(ListWatchWaiter):
     """Follows the services with list + watch until every one has an address."""
 
+    kind = "service"
     plural = "services"
 
     def __init__(self, core, params, check_mode=False, clock=time.monotonic):
         super().__init__(core.api_client, params, check_mode, clock)
         self.core = core
-        self.names = params["names"]
         self.accept_hostname = params["accept_hostname"]
-        self.services = {}  # name -> latest object (camelCase dict, as the API sends it)
-        self.seen = {}  # name -> (ready_after, seen_at)
-        self.timed_out_pending = None  # pending services with their events, on timeout
 
     def list_call(self, namespace, **kwargs):
         return self.core.list_namespaced_service(namespace, **kwargs)
@@ -239,12 +236,12 @@ class LoadBalancerWaiter(ListWatchWaiter):
     def wanted(self):
         if self.names:
             return list(self.names)
-        return sorted(n for n, s in self.services.items() if service_type(s) == "LoadBalancer")
+        return sorted(n for n, s in self.objects.items() if service_type(s) == "LoadBalancer")
 
     def ignored(self):
         if self.names:
             return []
-        return sorted(n for n, s in self.services.items() if service_type(s) != "LoadBalancer")
+        return sorted(n for n, s in self.objects.items() if service_type(s) != "LoadBalancer")
 
     def problems(self):
         """Reasons the wait cannot succeed, by service name (or '' for the selector)."""
@@ -258,7 +255,7 @@ class LoadBalancerWaiter(ListWatchWaiter):
             }
         found = {}
         for name in self.names:
-            service = self.services.get(name)
+            service = self.objects.get(name)
             if service is None:
                 found[name] = (
                     f"service {name!r} does not exist in {where}; check names and namespace"
@@ -272,49 +269,20 @@ class LoadBalancerWaiter(ListWatchWaiter):
         return found
 
     def ready(self, name):
-        service = self.services.get(name)
+        service = self.objects.get(name)
         return service is not None and ingress_address(service, self.accept_hostname)[2]
 
     def all_ready(self):
         wanted = self.wanted()
         return bool(wanted) and all(self.ready(name) for name in wanted)
 
-    def _note_ready(self):
+    def after_change(self):
         for name in self.wanted():
             if name not in self.seen and self.ready(name):
                 self.seen[name] = (self.elapsed(), now_iso())
-
-    def _fail_on_problems(self):
         problems = self.problems()
         if problems and not self.check_mode:
             raise WaitFailure("; ".join(problems.values()))
-
-    # -- the list and the watch's events ----------------------------------------------
-    def on_list(self, items):
-        names = set(self.names or [])
-        self.services = {
-            item["metadata"]["name"]: item
-            for item in items
-            if not names or item["metadata"]["name"] in names
-        }
-        self._note_ready()
-        self._fail_on_problems()
-
-    def on_event(self, kind, obj):
-        name = (obj.get("metadata") or {}).get("name")
-        if self.names and name not in self.names:
-            return
-        if kind == "DELETED":
-            self.services.pop(name, None)
-            self.seen.pop(name, None)
-            if self.names:
-                raise WaitFailure(
-                    f"service {name!r} in namespace {self.namespace} was deleted while waiting"
-                )
-        else:
-            self.services[name] = obj
-        self._note_ready()
-        self._fail_on_problems()
 
     def done(self):
         return self.all_ready()
@@ -357,7 +325,7 @@ class LoadBalancerWaiter(ListWatchWaiter):
         for name in self.wanted():
             if not self.ready(name):
                 continue
-            service = self.services[name]
+            service = self.objects[name]
             ip, hostname, _ = ingress_address(service, self.accept_hostname)
             ready_after, seen_at = self.seen[name]
             services[name] = {
@@ -378,43 +346,17 @@ class LoadBalancerWaiter(ListWatchWaiter):
 
 
 def argument_spec():
-    spec = connection_argument_spec()
-    spec.update(
-        namespace={"type": "str", "default": "default"},
-        names={"type": "list", "elements": "str", "aliases": ["name"]},
-        label_selector={"type": "str"},
-        timeout={"type": "int", "default": 300},
-        accept_hostname={"type": "bool", "default": True},
-    )
+    spec = wait_argument_spec()
+    spec.update(accept_hostname={"type": "bool", "default": True})
     return spec
 
 
 def main():
-    module = K8sModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=[("names", "label_selector")],
-        required_one_of=[("names", "label_selector")],
-        supports_check_mode=True,
+    module = K8sModule(argument_spec=argument_spec(), **WAIT_ARGUMENT_RULES)
+    check_wait_params(module, "service")
+    run_wait(
+        module, LoadBalancerWaiter(CoreV1Api(api_client(module)), module.params, module.check_mode)
     )
-    params = module.params
-    if params["timeout"] <= 0:
-        module.fail_json(msg=f"timeout={params['timeout']} must be a positive number of seconds")
-    if params["names"] is not None and not [n for n in params["names"] if n]:
-        module.fail_json(msg="names is empty; give at least one service name or a label_selector")
-
-    waiter = LoadBalancerWaiter(CoreV1Api(api_client(module)), params, module.check_mode)
-    try:
-        waiter.wait()
-    except WaitFailure as exc:
-        pending = waiter.timed_out_pending
-        if pending is None:
-            pending = waiter.pending()
-        module.fail_json(msg=str(exc), pending=pending, **waiter.result())
-    if module.check_mode:
-        # What would fail outside check mode is worth a warning here.
-        for reason in waiter.problems().values():
-            module.warn(reason)
-    module.exit_json(pending=waiter.pending(), **waiter.result())
 
 
 if __name__ == "__main__":

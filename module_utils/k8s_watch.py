@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from http.client import HTTPException
 
-from ansible.module_utils.k8s_client import describe_api_error
+from ansible.module_utils.k8s_client import connection_argument_spec, describe_api_error
 
 try:
     import urllib3
@@ -90,24 +90,75 @@ def format_events(events):
     return " | ".join(f"{e['type']} {e['reason']}: {e['message']}" for e in events) or "no events"
 
 
+def wait_argument_spec():
+    """The options every waiting module takes: what to wait for, how long, and how to connect."""
+    spec = connection_argument_spec()
+    spec.update(
+        namespace={"type": "str", "default": "default"},
+        names={"type": "list", "elements": "str", "aliases": ["name"]},
+        label_selector={"type": "str"},
+        timeout={"type": "int", "default": 300},
+    )
+    return spec
+
+
+WAIT_ARGUMENT_RULES = {
+    "mutually_exclusive": [("names", "label_selector")],
+    "required_one_of": [("names", "label_selector")],
+    "supports_check_mode": True,
+}
+
+
+def check_wait_params(module, noun):
+    """Fail on a timeout or names no wait could use, before any API call."""
+    params = module.params
+    if params["timeout"] <= 0:
+        module.fail_json(msg=f"timeout={params['timeout']} must be a positive number of seconds")
+    if params["names"] is not None and not [n for n in params["names"] if n]:
+        module.fail_json(msg=f"names is empty; give at least one {noun} name or a label_selector")
+
+
+def run_wait(module, waiter):
+    """Wait, then exit with the waiter's result, or fail with what is still pending."""
+    try:
+        waiter.wait()
+    except WaitFailure as exc:
+        pending = waiter.timed_out_pending
+        if pending is None:
+            pending = waiter.pending()
+        module.fail_json(msg=str(exc), pending=pending, **waiter.result())
+    if module.check_mode:
+        # What would fail outside check mode is worth a warning here.
+        for reason in waiter.problems().values():
+            module.warn(reason)
+    module.exit_json(pending=waiter.pending(), **waiter.result())
+
+
 class ListWatchWaiter:
     """Lists the objects once, then follows a watch until done() or the deadline.
 
-    Subclasses say what they wait for: `plural` (for messages), list_call()
-    (the typed client's list_namespaced_* method), on_list(items),
-    on_event(kind, obj), done() and timeout_message(). The watch resumes from
-    the last resourceVersion when it drops or ends, and lists again on 410 Gone.
-    Every request is bounded by the time left.
+    Keeps the latest copy of each object in `objects` (by name; only `names` when
+    given) and calls after_change() whenever one changes. Subclasses say what they
+    wait for: `kind`, `plural` (for messages), list_call() (the typed client's
+    list_namespaced_* method), after_change(), done(), problems(), pending(),
+    timeout_message() and result(). The watch resumes from the last
+    resourceVersion when it drops or ends, and lists again on 410 Gone. Every
+    request is bounded by the time left.
     """
 
+    kind = "object"
     plural = "objects"
 
     def __init__(self, api_client, params, check_mode=False, clock=time.monotonic):
-        """params: the module's namespace, label_selector and timeout."""
+        """params: the module's namespace, names, label_selector and timeout."""
         self.api_client = api_client
         self.namespace = params["namespace"]
+        self.names = params["names"]
         self.selector = params["label_selector"]
         self.timeout = params["timeout"]
+        self.objects = {}  # name -> latest object (camelCase dict, as the API sends it)
+        self.seen = {}  # name -> (ready_after, seen_at)
+        self.timed_out_pending = None  # pending objects with their events, on timeout
         self.check_mode = check_mode
         self.clock = clock
         self.started = clock()
@@ -122,10 +173,7 @@ class ListWatchWaiter:
     def list_call(self, namespace, **kwargs):
         raise NotImplementedError
 
-    def on_list(self, items):
-        raise NotImplementedError
-
-    def on_event(self, kind, obj):
+    def after_change(self):
         raise NotImplementedError
 
     def done(self):
@@ -133,6 +181,31 @@ class ListWatchWaiter:
 
     def timeout_message(self):
         raise NotImplementedError
+
+    # -- the objects -------------------------------------------------------------------
+    def on_list(self, items):
+        names = set(self.names or [])
+        self.objects = {
+            item["metadata"]["name"]: item
+            for item in items
+            if not names or item["metadata"]["name"] in names
+        }
+        self.after_change()
+
+    def on_event(self, kind, obj):
+        name = (obj.get("metadata") or {}).get("name")
+        if self.names and name not in self.names:
+            return
+        if kind == "DELETED":
+            self.objects.pop(name, None)
+            self.seen.pop(name, None)
+            if self.names:
+                raise WaitFailure(
+                    f"{self.kind} {name!r} in namespace {self.namespace} was deleted while waiting"
+                )
+        else:
+            self.objects[name] = obj
+        self.after_change()
 
     # -- the list and the watch ------------------------------------------------------
     def elapsed(self):

@@ -1,40 +1,13 @@
-"""wait_for_lb_ip against a fake API server.
-
-FakeCore stands in for CoreV1Api: list calls return scripted lists, watch calls
-return a scripted HTTP stream that the real kubernetes.watch.Watch reads (line
-splitting, ERROR events, 410). A watch whose script runs out behaves like the API
-server: it holds the stream until `timeout_seconds` pass (on the fake clock), then
-ends it.
-"""
+"""wait_for_lb_ip against a fake API server (fake_watch.FakeListApi as CoreV1Api)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import wait_for_lb_ip
-from kubernetes.client import ApiClient
+from fake_watch import GONE, Advance, FakeClock, FakeListApi, FakeStream, event
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 NS = "dask"
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
-
-
-class Advance:
-    """A watch script step: time passes on the fake clock."""
-
-    def __init__(self, seconds):
-        self.seconds = seconds
 
 
 def service(name, rv, *, svc_type="LoadBalancer", ip=None, hostname=None, labels=None):
@@ -63,79 +36,11 @@ def service_list(rv, *items):
             "items": list(items)}  # fmt: skip
 
 
-def event(kind, obj):
-    return {"type": kind, "object": obj}
-
-
-GONE = {
-    "type": "ERROR",
-    "object": {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": "too old resource version: 100 (250)",
-        "reason": "Expired",
-        "code": 410,
-    },
-}
-
-
-class FakeStream:
-    """The urllib3 response a watch request returns (the parts Watch uses)."""
-
-    status = 200
-
-    def __init__(self, steps, clock, timeout_seconds):
-        self.steps = steps
-        self.clock = clock
-        self.timeout_seconds = timeout_seconds
-        self.closed = False
-
-    def stream(self, amt=None, decode_content=False):
-        for step in self.steps:
-            if isinstance(step, Advance):
-                self.clock.advance(step.seconds)
-            elif isinstance(step, BaseException):
-                raise step
-            else:
-                yield (json.dumps(step) + "\n").encode()
-        if self.steps is HOLD:
-            self.clock.advance(self.timeout_seconds)
-
-    def close(self):
-        self.closed = True
-
-    def release_conn(self):
-        pass
-
-
-HOLD = []  # a watch with no events that the server ends at timeout_seconds
-
-
-class FakeCore:
-    def __init__(self, clock, lists, watches=(), events=()):
-        self.api_client = ApiClient()
-        self.clock = clock
-        self.lists = list(lists)
-        self.watches = list(watches)
-        self.events = list(events)
-        self.calls = []
+class FakeCore(FakeListApi):
+    """CoreV1Api's service list and watch."""
 
     def list_namespaced_service(self, namespace, **kwargs):
-        assert namespace == NS
-        self.calls.append(("watch" if kwargs.get("watch") else "list", kwargs))
-        if kwargs.get("watch"):
-            steps = self.watches.pop(0) if self.watches else HOLD
-            return FakeStream(steps, self.clock, kwargs["timeout_seconds"])
-        return self.lists.pop(0)
-
-    def list_namespaced_event(self, namespace, field_selector, **kwargs):
-        name = field_selector.split("involvedObject.name=")[1]
-        return {"items": [e for e in self.events if e["involvedObject"]["name"] == name]}
-
-    def watch_calls(self):
-        return [kwargs for kind, kwargs in self.calls if kind == "watch"]
+        return self.list(namespace, **kwargs)
 
 
 def params(**overrides):

@@ -1,0 +1,111 @@
+"""A fake clock and fake watch streams for the waiting modules' unit tests.
+
+FakeListApi stands in for one typed client's list_namespaced_* method: list
+calls return scripted lists, watch calls return a scripted HTTP stream that the
+real kubernetes.watch.Watch reads (line splitting, ERROR events, 410). A watch
+whose script runs out behaves like the API server: it holds the stream until
+`timeout_seconds` pass (on the fake clock), then ends it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from kubernetes.client import ApiClient
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+class Advance:
+    """A watch script step: time passes on the fake clock."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+
+def event(kind, obj):
+    return {"type": kind, "object": obj}
+
+
+GONE = {
+    "type": "ERROR",
+    "object": {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "too old resource version: 100 (250)",
+        "reason": "Expired",
+        "code": 410,
+    },
+}
+
+
+class FakeStream:
+    """The urllib3 response a watch request returns (the parts Watch uses)."""
+
+    status = 200
+
+    def __init__(self, steps, clock, timeout_seconds):
+        self.steps = steps
+        self.clock = clock
+        self.timeout_seconds = timeout_seconds
+        self.closed = False
+
+    def stream(self, amt=None, decode_content=False):
+        for step in self.steps:
+            if isinstance(step, Advance):
+                self.clock.advance(step.seconds)
+            elif isinstance(step, BaseException):
+                raise step
+            else:
+                yield (json.dumps(step) + "\n").encode()
+        if self.steps is HOLD:
+            self.clock.advance(self.timeout_seconds)
+
+    def close(self):
+        self.closed = True
+
+    def release_conn(self):
+        pass
+
+
+HOLD = []  # a watch with no events that the server ends at timeout_seconds
+
+
+class FakeListApi:
+    """Scripted lists and watches for one resource in one namespace, plus its Events."""
+
+    def __init__(self, clock, lists, watches=(), events=(), namespace="dask"):
+        self.api_client = ApiClient()
+        self.clock = clock
+        self.lists = list(lists)
+        self.watches = list(watches)
+        self.events = list(events)
+        self.namespace = namespace
+        self.calls = []
+
+    def list(self, namespace, **kwargs):
+        assert namespace == self.namespace
+        self.calls.append(("watch" if kwargs.get("watch") else "list", kwargs))
+        if kwargs.get("watch"):
+            steps = self.watches.pop(0) if self.watches else HOLD
+            return FakeStream(steps, self.clock, kwargs["timeout_seconds"])
+        return self.lists.pop(0)
+
+    def list_namespaced_event(self, namespace, field_selector, **kwargs):
+        self.calls.append(("events", {"field_selector": field_selector}))
+        name = field_selector.split("involvedObject.name=")[1]
+        return {"items": [e for e in self.events if e["involvedObject"]["name"] == name]}
+
+    def watch_calls(self):
+        return [kwargs for kind, kwargs in self.calls if kind == "watch"]
