@@ -1,0 +1,53 @@
+"""The preflight play stops a partial run (--tags upgrade) that has no kubeconfig.
+
+Runs the real playbook against the documented GKE inventory: the preflight makes
+no API call, so nothing here reaches a cloud.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+def preflight(tmp_path, *args):
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", "inventories/gke", "playbooks/preflight.yml", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env={"PATH": f"{ANSIBLE_PLAYBOOK.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("tags", ["upgrade", "dask", "verify"])
+def test_partial_run_without_a_kubeconfig_stops_with_the_fix(tmp_path, tags):
+    missing = tmp_path / "nowhere" / "kubeconfig"
+    run = preflight(tmp_path, "--tags", tags, "-e", f"gke_cluster_kubeconfig_path={missing}")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert f"its kubeconfig {missing} does not exist" in run.stdout
+    assert "Run the full `ansible-playbook deploy.yml` first" in run.stdout
+
+
+def test_partial_run_with_the_kubeconfig_of_an_earlier_deploy_passes(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    run = preflight(
+        tmp_path, "--tags", "upgrade", "-e", f"gke_cluster_kubeconfig_path={kubeconfig}"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "failed=0" in run.stdout
+
+
+def test_full_run_needs_no_earlier_kubeconfig(tmp_path):
+    missing = tmp_path / "nowhere" / "kubeconfig"
+    run = preflight(tmp_path, "-e", f"gke_cluster_kubeconfig_path={missing}")
+    assert run.returncode == 0, run.stdout + run.stderr
