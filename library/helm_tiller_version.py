@@ -214,16 +214,16 @@ from ansible.module_utils.helm_versions import (
 )
 from ansible.module_utils.k8s_client import (
     K8sModule,
-    api_client,
+    NamespacedResource,
     connection_argument_spec,
     describe_api_error,
+    dynamic_client,
 )
 
 try:
-    from kubernetes.client import AppsV1Api
     from kubernetes.client.exceptions import ApiException
 except ImportError:  # reported by K8sModule.requires("kubernetes") when needed
-    AppsV1Api = ApiException = None
+    ApiException = None
 
 TILLER_DEPLOYMENT = "tiller-deploy"
 
@@ -266,9 +266,9 @@ def find_helm(module):
 def read_tiller(module):
     """Tiller as seen by the Kubernetes API: presence, readiness, image and version."""
     namespace = module.params["tiller_namespace"]
-    apps = AppsV1Api(api_client(module))
+    deployments = NamespacedResource(dynamic_client(module), "apps/v1", "deployments")
     try:
-        deployment = apps.read_namespaced_deployment(TILLER_DEPLOYMENT, namespace)
+        deployment = deployments.read(namespace, TILLER_DEPLOYMENT)
     except ApiException as exc:
         if exc.status == 404:
             return {"present": False, "ready": False, "image": None, "version": None}
@@ -279,12 +279,13 @@ def read_tiller(module):
                 "permission to get deployments there."
             )
         )
-    containers = deployment.spec.template.spec.containers or []
+    pod_spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = pod_spec.get("containers") or []
     tiller = next(
-        (c for c in containers if c.name == "tiller"), containers[0] if containers else None
+        (c for c in containers if c.get("name") == "tiller"), containers[0] if containers else None
     )
-    image = tiller.image if tiller else None
-    ready_replicas = (deployment.status.ready_replicas if deployment.status else None) or 0
+    image = tiller.get("image") if tiller else None
+    ready_replicas = (deployment.get("status") or {}).get("readyReplicas") or 0
     return {
         "present": True,
         "ready": ready_replicas >= 1,

@@ -174,7 +174,7 @@ reconnects:
 
 import time
 
-from ansible.module_utils.k8s_client import K8sModule, api_client
+from ansible.module_utils.k8s_client import K8sModule, NamespacedResource, dynamic_client
 from ansible.module_utils.k8s_watch import (
     WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
@@ -186,11 +186,6 @@ from ansible.module_utils.k8s_watch import (
     run_wait,
     wait_argument_spec,
 )
-
-try:
-    from kubernetes.client import CoreV1Api
-except ImportError:  # reported by K8sModule's check for the kubernetes library
-    CoreV1Api = None
 
 
 def ingress_address(service, accept_hostname):
@@ -224,13 +219,9 @@ class LoadBalancerWaiter(ListWatchWaiter):
     kind = "service"
     plural = "services"
 
-    def __init__(self, core, params, check_mode=False, clock=time.monotonic):
-        super().__init__(core.api_client, params, check_mode, clock)
-        self.core = core
+    def __init__(self, services, events, params, check_mode=False, clock=time.monotonic):
+        super().__init__(services, events, params, check_mode, clock)
         self.accept_hostname = params["accept_hostname"]
-
-    def list_call(self, namespace, **kwargs):
-        return self.core.list_namespaced_service(namespace, **kwargs)
 
     # -- which services count -------------------------------------------------
     def wanted(self):
@@ -298,7 +289,7 @@ class LoadBalancerWaiter(ListWatchWaiter):
             if name in problems or self.ready(name):
                 continue
             events = (
-                recent_events(self.core, self.namespace, "Service", name) if with_events else []
+                recent_events(self.events, self.namespace, "Service", name) if with_events else []
             )
             pending.append(
                 {"name": name, "reason": "no load balancer ingress yet", "events": events}
@@ -354,9 +345,10 @@ def argument_spec():
 def main():
     module = K8sModule(argument_spec=argument_spec(), **WAIT_ARGUMENT_RULES)
     check_wait_params(module, "service")
-    run_wait(
-        module, LoadBalancerWaiter(CoreV1Api(api_client(module)), module.params, module.check_mode)
-    )
+    client = dynamic_client(module)
+    services = NamespacedResource(client, "v1", "services")
+    events = NamespacedResource(client, "v1", "events")
+    run_wait(module, LoadBalancerWaiter(services, events, module.params, module.check_mode))
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ reconnects:
 
 import time
 
-from ansible.module_utils.k8s_client import K8sModule, api_client
+from ansible.module_utils.k8s_client import K8sModule, NamespacedResource, dynamic_client
 from ansible.module_utils.k8s_watch import (
     WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
@@ -172,11 +172,6 @@ from ansible.module_utils.k8s_watch import (
     run_wait,
     wait_argument_spec,
 )
-
-try:
-    from kubernetes.client import AppsV1Api, CoreV1Api
-except ImportError:  # reported by K8sModule's check for the kubernetes library
-    AppsV1Api = CoreV1Api = None
 
 DONE, WAITING, FAILED = "done", "waiting", "failed"
 
@@ -223,13 +218,8 @@ class RolloutWaiter(ListWatchWaiter):
     kind = "Deployment"
     plural = "deployments"
 
-    def __init__(self, apps, core, params, check_mode=False, clock=time.monotonic):
-        super().__init__(apps.api_client, params, check_mode, clock)
-        self.apps = apps
-        self.core = core  # for the Events on timeout
-
-    def list_call(self, namespace, **kwargs):
-        return self.apps.list_namespaced_deployment(namespace, **kwargs)
+    def __init__(self, deployments, events, params, check_mode=False, clock=time.monotonic):
+        super().__init__(deployments, events, params, check_mode, clock)
 
     # -- which Deployments count ------------------------------------------------------
     def wanted(self):
@@ -289,7 +279,7 @@ class RolloutWaiter(ListWatchWaiter):
                     "reason": problems.get(name, reason),
                     "conditions": describe_conditions(deployment),
                     "events": (
-                        recent_events(self.core, self.namespace, "Deployment", name)
+                        recent_events(self.events, self.namespace, "Deployment", name)
                         if with_events and exists
                         else []
                     ),
@@ -346,8 +336,10 @@ def argument_spec():
 def main():
     module = K8sModule(argument_spec=argument_spec(), **WAIT_ARGUMENT_RULES)
     check_wait_params(module, "Deployment")
-    client = api_client(module)
-    waiter = RolloutWaiter(AppsV1Api(client), CoreV1Api(client), module.params, module.check_mode)
+    client = dynamic_client(module)
+    deployments = NamespacedResource(client, "apps/v1", "deployments")
+    events = NamespacedResource(client, "v1", "events")
+    waiter = RolloutWaiter(deployments, events, module.params, module.check_mode)
     run_wait(module, waiter)
 
 

@@ -64,10 +64,13 @@ def summarize_events(raw_events):
     return events[:EVENTS_PER_OBJECT]
 
 
-def recent_events(core, namespace, kind, name):
-    """summarize_events for one object, or one 'EventsUnavailable' entry on error."""
+def recent_events(events, namespace, kind, name):
+    """summarize_events for one object, or one 'EventsUnavailable' entry on error.
+
+    events: a NamespacedResource for v1 events.
+    """
     try:
-        result = core.list_namespaced_event(
+        result = events.list(
             namespace,
             field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
             _request_timeout=(CONNECT_TIMEOUT, CONNECT_TIMEOUT),
@@ -82,8 +85,7 @@ def recent_events(core, namespace, kind, name):
                 "last_seen": "",
             }
         ]
-    items = core.api_client.sanitize_for_serialization(result).get("items") or []
-    return summarize_events(items)
+    return summarize_events(result.get("items") or [])
 
 
 def format_events(events):
@@ -137,10 +139,11 @@ def run_wait(module, waiter):
 class ListWatchWaiter:
     """Lists the objects once, then follows a watch until done() or the deadline.
 
-    Keeps the latest copy of each object in `objects` (by name; only `names` when
-    given) and calls after_change() whenever one changes. Subclasses say what they
-    wait for: `kind`, `plural` (for messages), list_call() (the typed client's
-    list_namespaced_* method), after_change(), done(), problems(), pending(),
+    `resources` lists and watches the objects and `events` their Events (both
+    k8s_client.NamespacedResource). Keeps the latest copy of each object in
+    `objects` (by name; only `names` when given) and calls after_change()
+    whenever one changes. Subclasses say what they wait for: `kind`, `plural`
+    (for messages), after_change(), done(), problems(), pending(),
     timeout_message() and result(). The watch resumes from the last
     resourceVersion when it drops or ends, and lists again on 410 Gone. Every
     request is bounded by the time left.
@@ -149,9 +152,10 @@ class ListWatchWaiter:
     kind = "object"
     plural = "objects"
 
-    def __init__(self, api_client, params, check_mode=False, clock=time.monotonic):
+    def __init__(self, resources, events, params, check_mode=False, clock=time.monotonic):
         """params: the module's namespace, names, label_selector and timeout."""
-        self.api_client = api_client
+        self.resources = resources
+        self.events = events
         self.namespace = params["namespace"]
         self.names = params["names"]
         self.selector = params["label_selector"]
@@ -170,9 +174,6 @@ class ListWatchWaiter:
         self.last_stream_error = ""
 
     # -- what a subclass provides -------------------------------------------------
-    def list_call(self, namespace, **kwargs):
-        raise NotImplementedError
-
     def after_change(self):
         raise NotImplementedError
 
@@ -221,7 +222,7 @@ class ListWatchWaiter:
         self.relists += 1
         remaining = max(self._remaining(), 1.0)
         try:
-            result = self.list_call(
+            listing = self.resources.list(
                 self.namespace,
                 _request_timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
                 **self._selector_args(),
@@ -231,7 +232,6 @@ class ListWatchWaiter:
                 f"Could not list {self.plural} in namespace {self.namespace}: "
                 f"{describe_api_error(exc)}"
             ) from exc
-        listing = self.api_client.sanitize_for_serialization(result)
         self.resource_version = (listing.get("metadata") or {}).get("resourceVersion")
         self.on_list(listing.get("items") or [])
 
@@ -252,7 +252,7 @@ class ListWatchWaiter:
         """One watch request from the last resourceVersion, until done or it ends."""
         remaining = max(self._remaining(), 0.05)
         stream = watch.Watch().stream(
-            self.list_call,
+            self.resources.list,
             self.namespace,
             resource_version=self.resource_version,
             allow_watch_bookmarks=True,

@@ -1,17 +1,16 @@
 """A fake clock and fake watch streams for the waiting modules' unit tests.
 
-FakeListApi stands in for one typed client's list_namespaced_* method: list
-calls return scripted lists, watch calls return a scripted HTTP stream that the
-real kubernetes.watch.Watch reads (line splitting, ERROR events, 410). A watch
-whose script runs out behaves like the API server: it holds the stream until
-`timeout_seconds` pass (on the fake clock), then ends it.
+FakeListApi stands in for k8s_client.NamespacedResource of the watched kind:
+list calls return scripted lists, watch calls return a scripted HTTP stream that
+the real kubernetes.watch.Watch reads (line splitting, ERROR events, 410). A
+watch whose script runs out behaves like the API server: it holds the stream
+until `timeout_seconds` pass (on the fake clock), then ends it. Its `events_api`
+stands in for the NamespacedResource of v1 events.
 """
 
 from __future__ import annotations
 
 import json
-
-from kubernetes.client import ApiClient
 
 
 class FakeClock:
@@ -86,13 +85,12 @@ class FakeListApi:
     """Scripted lists and watches for one resource in one namespace, plus its Events."""
 
     def __init__(self, clock, lists, watches=(), events=(), namespace="dask"):
-        self.api_client = ApiClient()
         self.clock = clock
         self.lists = list(lists)
         self.watches = list(watches)
-        self.events = list(events)
         self.namespace = namespace
         self.calls = []
+        self.events_api = FakeEvents(events, self.calls)
 
     def list(self, namespace, **kwargs):
         assert namespace == self.namespace
@@ -102,10 +100,18 @@ class FakeListApi:
             return FakeStream(steps, self.clock, kwargs["timeout_seconds"])
         return self.lists.pop(0)
 
-    def list_namespaced_event(self, namespace, field_selector, **kwargs):
+    def watch_calls(self):
+        return [kwargs for kind, kwargs in self.calls if kind == "watch"]
+
+
+class FakeEvents:
+    """The Events of the objects, filtered by involvedObject.name as the API server does."""
+
+    def __init__(self, events, calls):
+        self.events = list(events)
+        self.calls = calls
+
+    def list(self, namespace, field_selector, **kwargs):
         self.calls.append(("events", {"field_selector": field_selector}))
         name = field_selector.split("involvedObject.name=")[1]
         return {"items": [e for e in self.events if e["involvedObject"]["name"] == name]}
-
-    def watch_calls(self):
-        return [kwargs for kind, kwargs in self.calls if kind == "watch"]

@@ -1,22 +1,14 @@
-"""helm_tiller_version: helm is mocked at run_command, the cluster at AppsV1Api."""
+"""helm_tiller_version: helm is mocked at run_command, the cluster at kubernetes.core's
+dynamic client (the request path and the JSON it answers)."""
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 import helm_tiller_version
 import pytest
 from ansible.module_utils import basic
-from kubernetes.client import (
-    V1Container,
-    V1Deployment,
-    V1DeploymentSpec,
-    V1DeploymentStatus,
-    V1LabelSelector,
-    V1ObjectMeta,
-    V1PodSpec,
-    V1PodTemplateSpec,
-)
 from kubernetes.client.exceptions import ApiException
 
 HELM = "/opt/helm/bin/helm"
@@ -43,40 +35,45 @@ SERVER_2_14 = (
 
 
 def tiller_deployment(image="ghcr.io/helm/tiller:v2.17.0", ready_replicas=1):
+    """The tiller-deploy Deployment as the API sends it (only the fields that matter)."""
     labels = {"app": "helm", "name": "tiller"}
-    return V1Deployment(
-        metadata=V1ObjectMeta(name="tiller-deploy", namespace="kube-system", labels=labels),
-        spec=V1DeploymentSpec(
-            replicas=1,
-            selector=V1LabelSelector(match_labels=labels),
-            template=V1PodTemplateSpec(
-                metadata=V1ObjectMeta(labels=labels),
-                spec=V1PodSpec(containers=[V1Container(name="tiller", image=image)]),
-            ),
-        ),
-        status=V1DeploymentStatus(replicas=1, ready_replicas=ready_replicas),
-    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "tiller-deploy", "namespace": "kube-system", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "tiller", "image": image}]},
+            },
+        },
+        "status": {"replicas": 1, "readyReplicas": ready_replicas},
+    }
+
+
+class FakeResponse:
+    def __init__(self, body):
+        self.data = json.dumps(body).encode()
 
 
 class FakeCluster:
-    """Stands in for AppsV1Api: one Deployment, or an API error."""
+    """Stands in for kubernetes.core's dynamic client: one Deployment, or an API error."""
 
     def __init__(self, deployment=None, error=None):
         self.deployment = deployment
         self.error = error
         self.reads = []
 
-    def __call__(self, api_client):
-        assert api_client == "api-client"
-        return self
-
-    def read_namespaced_deployment(self, name, namespace):
-        self.reads.append((name, namespace))
+    def request(self, method, path, serialize=True, **params):
+        assert (method, serialize) == ("get", False)
+        self.reads.append(path)
         if self.error:
             raise self.error
         if self.deployment is None:
             raise ApiException(status=404, reason="Not Found")
-        return self.deployment
+        return FakeResponse(self.deployment)
 
 
 @pytest.fixture
@@ -94,7 +91,6 @@ def helm(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
     monkeypatch.setattr(helm_tiller_version.os.path, "isfile", lambda path: path == HELM)
     monkeypatch.setattr(helm_tiller_version.os, "access", lambda path, mode: path == HELM)
-    monkeypatch.setattr(helm_tiller_version, "api_client", lambda module: "api-client")
     return Helm
 
 
@@ -102,7 +98,7 @@ def helm(monkeypatch):
 def cluster(monkeypatch):
     def install(**kwargs):
         fake = FakeCluster(**kwargs)
-        monkeypatch.setattr(helm_tiller_version, "AppsV1Api", fake)
+        monkeypatch.setattr(helm_tiller_version, "dynamic_client", lambda module: fake)
         return fake
 
     return install
@@ -226,7 +222,7 @@ def test_helm2_with_matching_ready_tiller(run_module, helm, cluster):
         helm_tiller_version.main, {"binary_path": HELM, "tiller": "present"}
     )
     assert outcome == "exit"
-    assert fake.reads == [("tiller-deploy", "kube-system")]
+    assert fake.reads == ["/apis/apps/v1/namespaces/kube-system/deployments/tiller-deploy"]
     assert result["client_major"] == 2
     assert result["server_version"] == "2.17.0"
     assert result["tiller_present"] is True

@@ -1,4 +1,4 @@
-"""wait_for_lb_ip against a fake API server (fake_watch.FakeListApi as CoreV1Api)."""
+"""wait_for_lb_ip against a fake API server (fake_watch.FakeListApi for the services)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,7 @@ def service_list(rv, *items):
             "items": list(items)}  # fmt: skip
 
 
-class FakeCore(FakeListApi):
-    """CoreV1Api's service list and watch."""
-
-    def list_namespaced_service(self, namespace, **kwargs):
-        return self.list(namespace, **kwargs)
+FakeCore = FakeListApi  # the services, and core.events_api their Events
 
 
 def params(**overrides):
@@ -57,7 +53,7 @@ def params(**overrides):
 
 def waiter_for(core, check_mode=False, **overrides):
     return wait_for_lb_ip.LoadBalancerWaiter(
-        core, params(**overrides), check_mode=check_mode, clock=core.clock
+        core, core.events_api, params(**overrides), check_mode=check_mode, clock=core.clock
     )
 
 
@@ -351,8 +347,13 @@ def test_check_mode_reports_without_waiting_or_failing():
 @pytest.fixture
 def fake_cluster(monkeypatch):
     def install(core):
-        monkeypatch.setattr(wait_for_lb_ip, "api_client", lambda module: "api-client")
-        monkeypatch.setattr(wait_for_lb_ip, "CoreV1Api", lambda api_client: core)
+        by_path = {("v1", "services"): core, ("v1", "events"): core.events_api}
+        monkeypatch.setattr(wait_for_lb_ip, "dynamic_client", lambda module: "dynamic-client")
+        monkeypatch.setattr(
+            wait_for_lb_ip,
+            "NamespacedResource",
+            lambda client, group_version, plural: by_path[group_version, plural],
+        )
         return core
 
     return install
@@ -409,7 +410,7 @@ def test_module_timeout_returns_events_in_pending(run_module, fake_cluster, monk
          "involvedObject": {"kind": "Service", "name": "dask-scheduler"}}])  # fmt: skip
     monkeypatch.setattr(
         core,
-        "list_namespaced_service",
+        "list",
         lambda namespace, **kw: (
             RealClockStream([], None, kw["timeout_seconds"])
             if kw.get("watch")

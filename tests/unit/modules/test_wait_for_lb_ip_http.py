@@ -1,5 +1,5 @@
 """wait_for_lb_ip end to end over real HTTP: kubernetes.core's client set-up,
-CoreV1Api, urllib3 and kubernetes.watch.Watch against a small scripted API server
+the dynamic client by path, urllib3 and kubernetes.watch.Watch against a small scripted API server
 on 127.0.0.1 (discovery, service list, chunked watch streams, events).
 
 It checks what the unit tests with FakeCore cannot: the real request arguments

@@ -1,4 +1,4 @@
-"""wait_for_rollout against a fake API server (fake_watch.FakeListApi as AppsV1Api)."""
+"""wait_for_rollout against a fake API server (fake_watch.FakeListApi for the Deployments)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,7 @@ def deployment_list(rv, *items):
             "metadata": {"resourceVersion": str(rv)}, "items": list(items)}  # fmt: skip
 
 
-class FakeApps(FakeListApi):
-    """AppsV1Api's Deployment list and watch (and CoreV1Api's Events)."""
-
-    def list_namespaced_deployment(self, namespace, **kwargs):
-        return self.list(namespace, **kwargs)
+FakeApps = FakeListApi  # the Deployments, and apps.events_api their Events
 
 
 def params(**overrides):
@@ -51,7 +47,7 @@ def params(**overrides):
 
 def waiter_for(apps, check_mode=False, **overrides):
     return wait_for_rollout.RolloutWaiter(
-        apps, apps, params(**overrides), check_mode=check_mode, clock=apps.clock
+        apps, apps.events_api, params(**overrides), check_mode=check_mode, clock=apps.clock
     )
 
 
@@ -255,9 +251,13 @@ def test_check_mode_reports_without_waiting_or_failing():
 @pytest.fixture
 def fake_cluster(monkeypatch):
     def install(apps):
-        monkeypatch.setattr(wait_for_rollout, "api_client", lambda module: "api-client")
-        monkeypatch.setattr(wait_for_rollout, "AppsV1Api", lambda api_client: apps)
-        monkeypatch.setattr(wait_for_rollout, "CoreV1Api", lambda api_client: apps)
+        by_path = {("apps/v1", "deployments"): apps, ("v1", "events"): apps.events_api}
+        monkeypatch.setattr(wait_for_rollout, "dynamic_client", lambda module: "dynamic-client")
+        monkeypatch.setattr(
+            wait_for_rollout,
+            "NamespacedResource",
+            lambda client, group_version, plural: by_path[group_version, plural],
+        )
         return apps
 
     return install
