@@ -51,3 +51,16 @@ def test_full_run_needs_no_earlier_kubeconfig(tmp_path):
     missing = tmp_path / "nowhere" / "kubeconfig"
     run = preflight(tmp_path, "-e", f"gke_cluster_kubeconfig_path={missing}")
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_run_without_the_cluster_role_does_not_judge_its_inputs(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    unused = ["-e", f"gke_cluster_kubeconfig_path={kubeconfig}", "-e", "gke_cluster_node_count=0"]
+    upgrade = preflight(tmp_path, "--tags", "upgrade", *unused)
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    # The same value fails the preflight alone, and a full run.
+    for args in (["--tags", "preflight"], []):
+        run = preflight(tmp_path, *args, *unused)
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert 'gke_cluster_node_count="0" is out of range' in run.stdout
