@@ -291,7 +291,9 @@ class ListWatchWaiter:
                 self.relist()  # 410 Gone: our resourceVersion is too old
                 continue
             except STREAM_ERRORS as exc:
-                self.last_stream_error = f"{type(exc).__name__}: {exc}"
+                # A read timeout at the deadline is the deadline, not news.
+                if self._remaining() > 0:
+                    self.last_stream_error = f"{type(exc).__name__}: {exc}"
             if self.done():
                 return
             quiet_rounds = 0 if self.events_seen > events_before else quiet_rounds + 1

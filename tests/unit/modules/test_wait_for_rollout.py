@@ -6,6 +6,7 @@ import pytest
 import wait_for_rollout
 import yaml
 from fake_watch import GONE, Advance, FakeClock, FakeListApi, event
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 NS = "dask"
 NAMES = ["dask-scheduler", "dask-worker"]
@@ -233,6 +234,22 @@ def test_timeout_names_what_each_deployment_waits_for_with_conditions_and_events
     assert [p["name"] for p in waiter.timed_out_pending] == ["dask-worker"]
     assert ("events", {"field_selector": "involvedObject.kind=Deployment,"
                        "involvedObject.name=dask-worker"}) in apps.calls  # fmt: skip
+
+
+def test_a_read_timeout_at_the_deadline_is_not_reported_as_a_watch_error():
+    stalled = ReadTimeoutError(None, "/apis/apps/v1/namespaces/dask/deployments", "Read timed out.")
+    dropped = ProtocolError("Connection broken")
+    apps = FakeApps(
+        FakeClock(),
+        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
+                         deployment("dask-worker", 91, available=0))],
+        watches=[[Advance(5), dropped], [Advance(25), stalled]],
+    )  # fmt: skip
+    with pytest.raises(wait_for_rollout.WaitFailure) as failure:
+        waiter_for(apps, timeout=30).wait()
+    # The drop before the deadline is news; the timeout at the deadline is the deadline.
+    assert "Last watch error: ProtocolError: Connection broken." in str(failure.value)
+    assert "Read timed out" not in str(failure.value)
 
 
 def test_check_mode_reports_without_waiting_or_failing():
