@@ -13,6 +13,7 @@ from tests.integration import harness
 RUN_TIMEOUT = 600  # seconds; every bounded failure below ends far sooner
 STUCK_BOUND = 10  # gke_cluster_operation_timeout of the stuck run, seconds
 LB_BOUND = 10  # dask_chart_lb_timeout of the LoadBalancer run, seconds
+ROLLOUT_BOUND = 10  # dask_chart_ready_timeout of the unschedulable-workers run, seconds
 # Start-up, preflight and the reads before the bounded wait; generous on 2 busy cores.
 RUN_OVERHEAD = 90
 
@@ -125,6 +126,36 @@ def test_load_balancer_never_assigned_names_the_services(faults):
     waited = re.search(r"^\s+elapsed: ([0-9.]+)$", failure, re.MULTILINE)
     assert waited, f"wait_for_lb_ip reported no elapsed time:{run.describe()}"
     assert LB_BOUND <= float(waited.group(1)) < LB_BOUND + 5, "the wait ignored its timeout"
+    assert run.lingering() == [], "module processes outlived the failed run"
+
+
+def test_unschedulable_workers_fail_the_rollout_wait_within_its_bound(admin):
+    # Workers whose nodeSelector matches no node stay Pending (the real
+    # kube-scheduler of the sandbox): the rollout wait must give up at its bound
+    # and say which Deployment waits for what, without a GKE call.
+    release = "dask-pending"
+    admin.clear_requests()
+    run = harness.run_playbook(
+        "deploy.yml",
+        tags="dask",
+        extra_vars={
+            "dask_chart_release": release,
+            "dask_chart_namespace": release,
+            "dask_chart_ready_timeout": ROLLOUT_BOUND,
+            "dask_chart_values": {"worker": {"nodeSelector": {"dask-gke/no-such-pool": "true"}}},
+        },
+        label="rollout-unschedulable",
+        timeout=RUN_TIMEOUT,
+    )
+    assert run.returncode != 0, run.describe()
+    failure = " ".join(run.failure().split())  # the YAML callback folds long messages
+    assert f"{release}-worker (0 of 3 updated replicas available" in failure, run.describe()
+    assert f"{release}-scheduler (" not in failure, "a rolled-out Deployment was reported"
+    assert "MinimumReplicasUnavailable" in failure, f"no condition quoted:{run.describe()}"
+    waited = re.search(r"gave up after ([0-9.]+) s", failure)
+    assert waited, f"no waited time in the failure:{run.describe()}"
+    assert ROLLOUT_BOUND <= float(waited.group(1)) < ROLLOUT_BOUND + 5, "the wait ignored its bound"
+    assert admin.requests() == [], "the dask tag called the GKE API"
     assert run.lingering() == [], "module processes outlived the failed run"
 
 
