@@ -178,10 +178,8 @@ from ansible.module_utils.k8s_client import K8sModule, NamespacedResource, dynam
 from ansible.module_utils.k8s_watch import (
     WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
-    WaitFailure,
     check_wait_params,
     format_events,
-    now_iso,
     recent_events,
     run_wait,
     wait_argument_spec,
@@ -263,21 +261,6 @@ class LoadBalancerWaiter(ListWatchWaiter):
         service = self.objects.get(name)
         return service is not None and ingress_address(service, self.accept_hostname)[2]
 
-    def all_ready(self):
-        wanted = self.wanted()
-        return bool(wanted) and all(self.ready(name) for name in wanted)
-
-    def after_change(self):
-        for name in self.wanted():
-            if name not in self.seen and self.ready(name):
-                self.seen[name] = (self.elapsed(), now_iso())
-        problems = self.problems()
-        if problems and not self.check_mode:
-            raise WaitFailure("; ".join(problems.values()))
-
-    def done(self):
-        return self.all_ready()
-
     # -- results -----------------------------------------------------------------
     def pending(self, with_events=False):
         pending = []
@@ -311,7 +294,7 @@ class LoadBalancerWaiter(ListWatchWaiter):
         message += self.stream_error_note()
         return message + " Raise timeout or check the cloud load balancer for these services."
 
-    def result(self):
+    def ready_fields(self):
         services = {}
         for name in self.wanted():
             if not self.ready(name):
@@ -326,14 +309,7 @@ class LoadBalancerWaiter(ListWatchWaiter):
                 "ready_after": ready_after,
                 "seen_at": seen_at,
             }
-        return {
-            "changed": False,
-            "services": services,
-            "ignored": self.ignored(),
-            "elapsed": self.elapsed(),
-            "relists": self.relists,
-            "reconnects": self.reconnects,
-        }
+        return {"services": services, "ignored": self.ignored()}
 
 
 def argument_spec():

@@ -164,10 +164,8 @@ from ansible.module_utils.k8s_client import K8sModule, NamespacedResource, dynam
 from ansible.module_utils.k8s_watch import (
     WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
-    WaitFailure,
     check_wait_params,
     format_events,
-    now_iso,
     recent_events,
     run_wait,
     wait_argument_spec,
@@ -249,19 +247,8 @@ class RolloutWaiter(ListWatchWaiter):
                 found[name] = f"Deployment {name!r} in {where}: {self.state(name)[1]}"
         return found
 
-    def done(self):
-        wanted = self.wanted()
-        return bool(wanted) and all(self.state(name)[0] == DONE for name in wanted)
-
-    def after_change(self):
-        for name in self.wanted():
-            if self.state(name)[0] == DONE:
-                self.seen.setdefault(name, (self.elapsed(), now_iso()))
-            else:
-                self.seen.pop(name, None)  # rolled out, then changed again
-        problems = self.problems()
-        if problems and not self.check_mode:
-            raise WaitFailure("; ".join(problems.values()))
+    def ready(self, name):
+        return self.state(name)[0] == DONE
 
     # -- results -----------------------------------------------------------------
     def pending(self, with_events=False):
@@ -304,10 +291,10 @@ class RolloutWaiter(ListWatchWaiter):
             "image or quota errors."
         )
 
-    def result(self):
+    def ready_fields(self):
         deployments = {}
         for name in self.wanted():
-            if self.state(name)[0] != DONE:
+            if not self.ready(name):
                 continue
             deployment = self.objects[name]
             status = deployment.get("status") or {}
@@ -320,13 +307,7 @@ class RolloutWaiter(ListWatchWaiter):
                 "ready_after": ready_after,
                 "seen_at": seen_at,
             }
-        return {
-            "changed": False,
-            "deployments": deployments,
-            "elapsed": self.elapsed(),
-            "relists": self.relists,
-            "reconnects": self.reconnects,
-        }
+        return {"deployments": deployments}
 
 
 def argument_spec():

@@ -141,10 +141,11 @@ class ListWatchWaiter:
 
     `resources` lists and watches the objects and `events` their Events (both
     k8s_client.NamespacedResource). Keeps the latest copy of each object in
-    `objects` (by name; only `names` when given) and calls after_change()
-    whenever one changes. Subclasses say what they wait for: `kind`, `plural`
-    (for messages), after_change(), done(), problems(), pending(),
-    timeout_message() and result(). The watch resumes from the last
+    `objects` (by name; only `names` when given); whenever one changes, notes
+    when each wanted object became ready and fails at once on a problem.
+    Subclasses say what they wait for: `kind`, `plural` (for messages),
+    wanted(), ready(name), problems(), pending(), timeout_message() and
+    ready_fields() (their part of result()). The watch resumes from the last
     resourceVersion when it drops or ends, and lists again on 410 Gone. Every
     request is bounded by the time left.
     """
@@ -174,14 +175,47 @@ class ListWatchWaiter:
         self.last_stream_error = ""
 
     # -- what a subclass provides -------------------------------------------------
-    def after_change(self):
+    def wanted(self):
+        """Names of the objects that must become ready."""
         raise NotImplementedError
 
-    def done(self):
+    def ready(self, name):
+        raise NotImplementedError
+
+    def problems(self):
+        """Reasons the wait cannot succeed, by object name ('' for the selector)."""
         raise NotImplementedError
 
     def timeout_message(self):
         raise NotImplementedError
+
+    def ready_fields(self):
+        """The subclass's keys of result(), e.g. the ready objects by name."""
+        raise NotImplementedError
+
+    # -- progress and result ---------------------------------------------------------
+    def after_change(self):
+        for name in self.wanted():
+            if self.ready(name):
+                self.seen.setdefault(name, (self.elapsed(), now_iso()))
+            else:
+                self.seen.pop(name, None)  # ready once, then changed again
+        problems = self.problems()
+        if problems and not self.check_mode:
+            raise WaitFailure("; ".join(problems.values()))
+
+    def done(self):
+        wanted = self.wanted()
+        return bool(wanted) and all(self.ready(name) for name in wanted)
+
+    def result(self):
+        return {
+            "changed": False,
+            **self.ready_fields(),
+            "elapsed": self.elapsed(),
+            "relists": self.relists,
+            "reconnects": self.reconnects,
+        }
 
     # -- the objects -------------------------------------------------------------------
     def on_list(self, items):

@@ -115,3 +115,19 @@ class FakeEvents:
         self.calls.append(("events", {"field_selector": field_selector}))
         name = field_selector.split("involvedObject.name=")[1]
         return {"items": [e for e in self.events if e["involvedObject"]["name"] == name]}
+
+
+def install_fake_cluster(monkeypatch, module, resource, fake):
+    """Make module.main() reach `fake` (group_version, plural = resource) and its Events.
+
+    Replaces kubernetes.core's client set-up and k8s_client.NamespacedResource in
+    the module under test.
+    """
+    by_path = {resource: fake, ("v1", "events"): fake.events_api}
+    monkeypatch.setattr(module, "dynamic_client", lambda _module: "dynamic-client")
+    monkeypatch.setattr(
+        module,
+        "NamespacedResource",
+        lambda client, group_version, plural: by_path[group_version, plural],
+    )
+    return fake

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 import wait_for_lb_ip
-from fake_watch import GONE, Advance, FakeClock, FakeListApi, FakeStream, event
+from ansible.module_utils.k8s_watch import WaitFailure
+from fake_watch import (
+    GONE,
+    Advance,
+    FakeClock,
+    FakeListApi,
+    FakeStream,
+    event,
+    install_fake_cluster,
+)
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 NS = "dask"
@@ -207,7 +216,7 @@ def test_missing_named_service_fails_at_once():
     clock = FakeClock()
     core = FakeCore(clock, [service_list(100, service("dask-scheduler", 90))])
     waiter = waiter_for(core)
-    with pytest.raises(wait_for_lb_ip.WaitFailure) as failure:
+    with pytest.raises(WaitFailure) as failure:
         waiter.wait()
     assert "'dask-jupyter' does not exist in namespace dask" in str(failure.value)
     assert core.watch_calls() == []
@@ -219,7 +228,7 @@ def test_service_of_another_type_fails_at_once():
         100, service("dask-scheduler", 90), service("dask-jupyter", 91, svc_type="ClusterIP")
     )
     core = FakeCore(clock, [listing])
-    with pytest.raises(wait_for_lb_ip.WaitFailure) as failure:
+    with pytest.raises(WaitFailure) as failure:
         waiter_for(core).wait()
     assert "'dask-jupyter' in namespace dask is of type ClusterIP, not LoadBalancer" in str(
         failure.value
@@ -234,7 +243,7 @@ def test_named_service_deleted_while_waiting_fails():
         [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
         watches=[[event("DELETED", service("dask-jupyter", 130))]],
     )
-    with pytest.raises(wait_for_lb_ip.WaitFailure, match=r"'dask-jupyter' .* was deleted"):
+    with pytest.raises(WaitFailure, match=r"'dask-jupyter' .* was deleted"):
         waiter_for(core).wait()
 
 
@@ -257,7 +266,7 @@ def test_timeout_lists_pending_services_with_events_warnings_first():
         events=events,
     )  # fmt: skip
     waiter = waiter_for(core, timeout=30)
-    with pytest.raises(wait_for_lb_ip.WaitFailure) as failure:
+    with pytest.raises(WaitFailure) as failure:
         waiter.wait()
     message = str(failure.value)
     assert message.startswith("Timed out after 30s waiting for a load balancer IP or hostname")
@@ -294,7 +303,7 @@ def test_hostname_counts_only_when_accepted():
     refused = waiter_for(
         FakeCore(clock, [listing]), names=["dask-scheduler"], accept_hostname=False, timeout=5
     )
-    with pytest.raises(wait_for_lb_ip.WaitFailure, match="waiting for a load balancer IP in"):
+    with pytest.raises(WaitFailure, match="waiting for a load balancer IP in"):
         refused.wait()
 
 
@@ -321,7 +330,7 @@ def test_label_selector_waits_for_matching_load_balancers_and_ignores_others():
 def test_label_selector_without_load_balancers_fails_at_once():
     clock = FakeClock()
     core = FakeCore(clock, [service_list(100, service("dask-headless", 91, svc_type="ClusterIP"))])
-    with pytest.raises(wait_for_lb_ip.WaitFailure, match="no service of type LoadBalancer"):
+    with pytest.raises(WaitFailure, match="no service of type LoadBalancer"):
         waiter_for(core, names=None, label_selector="app=dask").wait()
     assert core.watch_calls() == []
 
@@ -347,14 +356,7 @@ def test_check_mode_reports_without_waiting_or_failing():
 @pytest.fixture
 def fake_cluster(monkeypatch):
     def install(core):
-        by_path = {("v1", "services"): core, ("v1", "events"): core.events_api}
-        monkeypatch.setattr(wait_for_lb_ip, "dynamic_client", lambda module: "dynamic-client")
-        monkeypatch.setattr(
-            wait_for_lb_ip,
-            "NamespacedResource",
-            lambda client, group_version, plural: by_path[group_version, plural],
-        )
-        return core
+        return install_fake_cluster(monkeypatch, wait_for_lb_ip, ("v1", "services"), core)
 
     return install
 

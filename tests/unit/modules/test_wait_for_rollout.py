@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import wait_for_rollout
 import yaml
-from fake_watch import GONE, Advance, FakeClock, FakeListApi, event
+from ansible.module_utils.k8s_watch import WaitFailure
+from fake_watch import GONE, Advance, FakeClock, FakeListApi, event, install_fake_cluster
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 NS = "dask"
@@ -141,7 +142,7 @@ def test_a_new_generation_after_the_rollout_is_waited_for_again():
 
 def test_missing_named_deployment_fails_at_once():
     apps = FakeApps(FakeClock(), [deployment_list(100, deployment("dask-scheduler", 90))])
-    with pytest.raises(wait_for_rollout.WaitFailure) as failure:
+    with pytest.raises(WaitFailure) as failure:
         waiter_for(apps).wait()
     assert "Deployment 'dask-worker' does not exist in namespace dask" in str(failure.value)
     assert apps.watch_calls() == []
@@ -149,7 +150,7 @@ def test_missing_named_deployment_fails_at_once():
 
 def test_label_selector_without_deployments_fails_at_once():
     apps = FakeApps(FakeClock(), [deployment_list(100)])
-    with pytest.raises(wait_for_rollout.WaitFailure, match="no Deployment matches label_selector"):
+    with pytest.raises(WaitFailure, match="no Deployment matches label_selector"):
         waiter_for(apps, names=None, label_selector="app=dask").wait()
     assert apps.calls[0][1]["label_selector"] == "app=dask"
 
@@ -176,7 +177,7 @@ def test_progress_deadline_exceeded_fails_without_waiting_for_the_timeout():
         watches=[[Advance(5), event("MODIFIED", deployment(
             "dask-worker", 130, available=0, conditions=[DEADLINE]))]],
     )  # fmt: skip
-    with pytest.raises(wait_for_rollout.WaitFailure) as failure:
+    with pytest.raises(WaitFailure) as failure:
         waiter_for(apps).wait()
     assert "'dask-worker' in namespace dask: progress deadline exceeded" in str(failure.value)
     assert clock() == pytest.approx(1005.0)
@@ -189,7 +190,7 @@ def test_named_deployment_deleted_while_waiting_fails():
                          deployment("dask-worker", 91, available=0))],
         watches=[[event("DELETED", deployment("dask-worker", 130, available=0))]],
     )  # fmt: skip
-    with pytest.raises(wait_for_rollout.WaitFailure, match=r"'dask-worker' .* was deleted"):
+    with pytest.raises(WaitFailure, match=r"'dask-worker' .* was deleted"):
         waiter_for(apps).wait()
 
 
@@ -223,7 +224,7 @@ def test_timeout_names_what_each_deployment_waits_for_with_conditions_and_events
         ],
     )  # fmt: skip
     waiter = waiter_for(apps, timeout=30)
-    with pytest.raises(wait_for_rollout.WaitFailure) as failure:
+    with pytest.raises(WaitFailure) as failure:
         waiter.wait()
     message = str(failure.value)
     assert message.startswith("Timed out after 30s waiting for the rollout")
@@ -245,7 +246,7 @@ def test_a_read_timeout_at_the_deadline_is_not_reported_as_a_watch_error():
                          deployment("dask-worker", 91, available=0))],
         watches=[[Advance(5), dropped], [Advance(25), stalled]],
     )  # fmt: skip
-    with pytest.raises(wait_for_rollout.WaitFailure) as failure:
+    with pytest.raises(WaitFailure) as failure:
         waiter_for(apps, timeout=30).wait()
     # The drop before the deadline is news; the timeout at the deadline is the deadline.
     assert "Last watch error: ProtocolError: Connection broken." in str(failure.value)
@@ -268,14 +269,7 @@ def test_check_mode_reports_without_waiting_or_failing():
 @pytest.fixture
 def fake_cluster(monkeypatch):
     def install(apps):
-        by_path = {("apps/v1", "deployments"): apps, ("v1", "events"): apps.events_api}
-        monkeypatch.setattr(wait_for_rollout, "dynamic_client", lambda module: "dynamic-client")
-        monkeypatch.setattr(
-            wait_for_rollout,
-            "NamespacedResource",
-            lambda client, group_version, plural: by_path[group_version, plural],
-        )
-        return apps
+        return install_fake_cluster(monkeypatch, wait_for_rollout, ("apps/v1", "deployments"), apps)
 
     return install
 
