@@ -204,6 +204,13 @@ def ensure_token(sandbox: Path) -> str:
     return path.read_text().strip()
 
 
+def dask_versions() -> list[str]:
+    """The Dask versions whose images the real nodes carry (built here, before the daemon)."""
+    from sandbox import images  # noqa: PLC0415 - only `up` builds images
+
+    return images.sandbox_dask_versions()
+
+
 def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
     log_path = sandbox / "logs" / "daemon.log"
     argv = [
@@ -218,7 +225,12 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
         str(port_base()),
         "--backend",
         backend,
+        "--package-index-port",
+        str(port_base() + 4),
     ]
+    if backend == "kwok":
+        for version in dask_versions():
+            argv += ["--dask-version", version]
     # The daemon talks to its KWOK clusters on loopback directly: never through a proxy
     # (a sourced .sandbox/env would otherwise hand it our own CONNECT proxy).
     env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
@@ -286,6 +298,15 @@ def delete_clusters_directly(sandbox: Path) -> None:
         backend.delete_cluster(cluster_id)
 
 
+def remove_leftover_nodes(sandbox: Path) -> None:
+    """Real nodes a crashed daemon left (network namespaces, mounts, cgroups, processes)."""
+    # Imported here: it loads the kubernetes client (about 1 s), which only `down` needs.
+    from sandbox.node.dataplane import remove_leftover_nodes as remove  # noqa: PLC0415
+
+    for name in remove(sandbox, tools_bin_dir(build=False)):
+        info(f"removed leftover real node {name}")
+
+
 def cmd_down(args) -> int:
     sandbox = sandbox_dir()
     clusters_deleted = False
@@ -301,6 +322,10 @@ def cmd_down(args) -> int:
             delete_clusters_directly(sandbox)
         except Exception as error:  # BackendError or any other: still stop every process
             failure = f"deleting leftover clusters failed: {error}"
+    try:
+        remove_leftover_nodes(sandbox)
+    except Exception as error:  # NodeError or any other: still stop every process
+        failure = failure or f"removing leftover real nodes failed: {error}"
     for pid_file in sorted((sandbox / "pids").glob("*.pid")):
         pid = read_pid(pid_file)
         if pid:
