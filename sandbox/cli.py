@@ -3,6 +3,7 @@
     python -m sandbox.cli up [--backend kwok|fake]   build tools if needed, start the daemon
     python -m sandbox.cli down                        delete every cluster, stop every process
     python -m sandbox.cli status [--json]             exit 0 when the daemon serves, 3 when not
+    python -m sandbox.cli leftovers                   exit 1 listing what a real node left behind
 
 State lives in .sandbox/ (DASK_GKE_SANDBOX_DIR overrides); ports start at 18080
 (DASK_GKE_SANDBOX_PORT_BASE overrides). See docs/contracts.md.
@@ -370,6 +371,18 @@ def collect_status() -> dict:
     }
 
 
+def cmd_leftovers(args) -> int:
+    """Exit 1 listing what the sandbox's real nodes left (namespaces, rules, mounts, ...)."""
+    from sandbox.node.dataplane import leftovers  # noqa: PLC0415 - loads the kubernetes client
+
+    found = leftovers(sandbox_dir())
+    for item in found:
+        print(f"left behind: {item}")
+    if not found:
+        info("nothing left behind")
+    return 1 if found else 0
+
+
 def cmd_status(args) -> int:
     status = collect_status()
     if args.json:
@@ -403,6 +416,9 @@ def main(argv=None) -> int:
     commands.add_parser("down", help="delete every cluster and stop every process").set_defaults(
         func=cmd_down
     )
+    commands.add_parser(
+        "leftovers", help="exit 1 listing real-node state still present after down"
+    ).set_defaults(func=cmd_leftovers)
     status = commands.add_parser("status", help="summary; exit 0 when up, 3 when down")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)

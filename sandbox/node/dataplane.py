@@ -34,12 +34,21 @@ from sandbox.node.netplan import (
     PACKAGE_INDEX_PORT,
     NodeNetwork,
     SlotOwner,
+    all_slots,
     allocate_slot,
     release_slot,
     slots_of,
 )
+from sandbox.node.processes import alive, read_pid
 from sandbox.node.relay import Relay, RelayHub
-from sandbox.node.runtime import CTR, ClusterCredentials, NodeBinaries, NodeRuntime
+from sandbox.node.runtime import (
+    CTR,
+    RUN_ROOT,
+    ClusterCredentials,
+    NodeBinaries,
+    NodeRuntime,
+    mounts_under,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +159,40 @@ def destroy_node_on_disk(sandbox_dir: Path, net: NodeNetwork, runtime: NodeRunti
     shutil.rmtree(sandbox_dir / "node" / str(net.slot), ignore_errors=True)
 
 
+def record_slot(sandbox_dir: Path, slot: int) -> None:
+    """Remember every slot this sandbox used, so leftovers() can check each after teardown."""
+    path = sandbox_dir / "node" / "slots-used"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    used = set(path.read_text(encoding="utf-8").split()) if path.exists() else set()
+    path.write_text("\n".join(sorted(used | {str(slot)}, key=int)) + "\n", encoding="utf-8")
+
+
+def leftovers(sandbox_dir: Path) -> list[str]:
+    """Whatever a real node of this sandbox made that still exists (empty after teardown)."""
+    sandbox_dir = Path(sandbox_dir).resolve()
+    path = sandbox_dir / "node" / "slots-used"
+    found = [f"registry slot {slot}" for slot in slots_of(sandbox_dir)]
+    for slot in (int(s) for s in path.read_text(encoding="utf-8").split()) if path.exists() else []:
+        net = NodeNetwork(slot)
+        if slot in slots_of_others(sandbox_dir):
+            continue  # another sandbox took the slot since: not ours to judge
+        found += network.leftovers(net) + [
+            f"cgroup {c}" for c in cgroups.leftovers(net.cgroup_root)
+        ]
+        run_dir = RUN_ROOT / f"node-{slot}"
+        if run_dir.exists():
+            found.append(f"directory {run_dir}")
+    found += [f"mount {m}" for m in mounts_under(sandbox_dir)]
+    for pid_file in sorted((sandbox_dir / "pids").glob("node-*.pid")):
+        if alive(read_pid(pid_file)):
+            found.append(f"process {pid_file.stem} (pid {read_pid(pid_file)})")
+    return found
+
+
+def slots_of_others(sandbox_dir: Path) -> set[int]:
+    return {slot for slot, owner in all_slots().items() if Path(owner.sandbox_dir) != sandbox_dir}
+
+
 def remove_leftover_nodes(
     sandbox_dir: Path, bin_dir: Path, cluster_id: str | None = None
 ) -> list[str]:
@@ -249,6 +292,7 @@ class DataPlane:
             self._clusters[files.cluster_id] = plane
         if self.real_node_reason is None:
             net = allocate_slot(SlotOwner(str(self.sandbox_dir), files.cluster_id, os.getpid()))
+            record_slot(self.sandbox_dir, net.slot)
             node = RealNode(self, files, net)
             try:
                 node.start()

@@ -162,18 +162,25 @@ def release_slot(network: NodeNetwork, registry: Path = REGISTRY_DIR) -> None:
         (registry / str(network.slot)).unlink(missing_ok=True)
 
 
-def slots_of(sandbox_dir: Path, registry: Path = REGISTRY_DIR) -> dict[int, SlotOwner]:
-    """The slots taken for one sandbox directory (for `down` after a crash)."""
-    owned = {}
+def all_slots(registry: Path = REGISTRY_DIR) -> dict[int, SlotOwner]:
+    """Every taken slot of the machine and its owner."""
+    taken = {}
     if not registry.is_dir():
-        return owned
+        return taken
     for path in registry.iterdir():
         if not path.name.isdigit():
             continue
         try:
-            owner = SlotOwner(**json.loads(path.read_text(encoding="utf-8")))
+            taken[int(path.name)] = SlotOwner(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             continue
-        if Path(owner.sandbox_dir) == Path(sandbox_dir):
-            owned[int(path.name)] = owner
-    return owned
+    return taken
+
+
+def slots_of(sandbox_dir: Path, registry: Path = REGISTRY_DIR) -> dict[int, SlotOwner]:
+    """The slots taken for one sandbox directory (for `down` after a crash)."""
+    return {
+        slot: owner
+        for slot, owner in all_slots(registry).items()
+        if Path(owner.sandbox_dir) == Path(sandbox_dir)
+    }

@@ -127,6 +127,9 @@ class Relay:
             self._open.discard(pair)
             for end in pair:
                 end.close()
+            for end in pair:
+                with contextlib.suppress(OSError):
+                    await end.wait_closed()
 
 
 class RelayHub:
