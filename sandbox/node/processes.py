@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 from sandbox.node.commands import NodeError, in_netns
 
 STOP_TIMEOUT = 10.0  # SIGTERM to SIGKILL
+ERROR_LINE = re.compile(r"^[EF]\d{4} |level=(error|fatal)|\[ERROR\]")
 POLL = 0.1
 
 
@@ -96,12 +98,15 @@ class NodeProcess:
                 self._popen.wait(timeout=1)  # reap it
         self.pid_file.unlink(missing_ok=True)
 
-    def log_tail(self, lines: int = 8) -> str:
+    def log_tail(self, lines: int = 4) -> str:
+        """The last error lines of the log (klog E/F, logrus error/fatal), else its last lines."""
         try:
             text = self.log_file.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "(no log)"
-        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+        recent = text.strip().splitlines()[-300:]
+        errors = [line for line in recent if ERROR_LINE.search(line)]
+        return " | ".join(line.strip()[:400] for line in (errors or recent)[-lines:])
 
 
 def stop_pid(pid: int, name: str) -> None:
