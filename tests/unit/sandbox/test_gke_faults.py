@@ -82,7 +82,11 @@ def test_load_balancer_fault_is_passed_to_the_backend(sandbox):
         "cleanup_delay_ms": 2000,
     }
     sandbox.plain.delete(f"{sandbox.admin}/faults", timeout=5)
-    assert sandbox.backend.load_balancer == {"assign": True, "delay_ms": 500, "cleanup_delay_ms": 500}
+    assert sandbox.backend.load_balancer == {
+        "assign": True,
+        "delay_ms": 500,
+        "cleanup_delay_ms": 500,
+    }
     calls = [c for c in sandbox.backend.calls if c[0] == "set_load_balancer"]
     assert calls == [
         ("set_load_balancer", False, 50, 2000),

@@ -161,7 +161,7 @@ def test_kwok_manages_only_the_fake_nodes():
     args = {arg["key"]: arg["value"] for arg in kwok["extraArgs"]}
     assert args["manage-all-nodes"] == "false"
     key, value = args["manage-nodes-with-annotation-selector"].split("=")
-    assert kwok_backend.FAKE_NODE_ANNOTATION == {key: value}
+    assert {key: value} == kwok_backend.FAKE_NODE_ANNOTATION
 
 
 def test_scheduler_prefers_the_real_node_without_requiring_it():
