@@ -278,6 +278,11 @@ def cmd_up(args) -> int:
             raise SandboxError(f"{admin_url()} answers but is not our daemon; stop it first")
         pid = start_daemon(sandbox, bin_dir, args.backend)
         info(f"daemon started (pid {pid}, backend {args.backend})")
+    # Whether pods run for real here (the daemon decided; docs/contracts.md).
+    disabled = (admin_call("GET", "/state") or {}).get("realNodeDisabled", "no answer")
+    env["SANDBOX_REAL_NODE"] = "false" if disabled else "true"
+    if disabled:
+        info(f"no real node: {disabled}; pods are KWOK fakes and nothing listens behind them")
     write_environment(sandbox, env)
     info(f"ready: source {sandbox / 'env'}")
     return 0
