@@ -102,6 +102,9 @@ class AdminHandler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         app: AdminApp = self.server.app
+        if urlsplit(self.path).path == "/real-node":
+            self._put_real_node(app)
+            return
         if urlsplit(self.path).path != "/faults":
             self._send(404, {"error": f"unknown admin path {self.path}"})
             return
@@ -132,6 +135,24 @@ class AdminHandler(BaseHTTPRequestHandler):
             return
         self._send(200, {"deleted": deleted})
         threading.Thread(target=app.stop, name="shutdown", daemon=True).start()
+
+    def _put_real_node(self, app: AdminApp) -> None:
+        """{"enabled": false}: clusters created from now on get fake nodes only (scale tests)."""
+        data_plane = getattr(app.backend, "data_plane", None)
+        try:
+            enabled = json.loads(self._body() or b"{}").get("enabled")
+        except (ValueError, AttributeError):
+            enabled = None
+        if not isinstance(enabled, bool) or data_plane is None:
+            usage = 'PUT /real-node wants {"enabled": true|false} (kwok backend)'
+            self._send(400, {"error": usage})
+            return
+        try:
+            data_plane.enable_real_nodes(enabled)
+        except Exception as error:  # the machine cannot host one: say why
+            self._send(409, {"error": str(error)})
+            return
+        self._send(200, {"realNodeDisabled": data_plane.real_node_reason})
 
     def _post_images(self, app: AdminApp) -> None:
         """{"dask_version": "2026.8.0"}: build its images if needed, import into every node."""

@@ -239,6 +239,16 @@ class DataPlane:
         self._clusters: dict[str, ClusterPlane] = {}
         self._lock = threading.Lock()
 
+    def enable_real_nodes(self, enabled: bool) -> None:
+        """Switch real nodes on or off for clusters created from now on."""
+        if not enabled:
+            self.real_node_reason = "switched off (PUT /real-node)"
+            return
+        reason = real_node_capability(self.bin_dir)
+        if reason:
+            raise NodeError(f"this machine cannot host a real node: {reason}")
+        self.real_node_reason = None
+
     # ------------------------------------------------------------ images
 
     def image_archives(self) -> list:
