@@ -139,10 +139,7 @@ class AdminHandler(BaseHTTPRequestHandler):
     def _put_real_node(self, app: AdminApp) -> None:
         """{"enabled": false}: clusters created from now on get fake nodes only (scale tests)."""
         data_plane = getattr(app.backend, "data_plane", None)
-        try:
-            enabled = json.loads(self._body() or b"{}").get("enabled")
-        except (ValueError, AttributeError):
-            enabled = None
+        enabled = self._json_field("enabled")
         if not isinstance(enabled, bool) or data_plane is None:
             usage = 'PUT /real-node wants {"enabled": true|false} (kwok backend)'
             self._send(400, {"error": usage})
@@ -157,10 +154,7 @@ class AdminHandler(BaseHTTPRequestHandler):
     def _post_images(self, app: AdminApp) -> None:
         """{"dask_version": "2026.8.0"}: build its images if needed, import into every node."""
         data_plane = getattr(app.backend, "data_plane", None)
-        try:
-            version = json.loads(self._body() or b"{}").get("dask_version")
-        except (ValueError, AttributeError):
-            version = None
+        version = self._json_field("dask_version")
         if not isinstance(version, str) or not version:
             self._send(400, {"error": 'POST /images wants {"dask_version": "<version>"}'})
             return
@@ -174,6 +168,13 @@ class AdminHandler(BaseHTTPRequestHandler):
             self._send(500, {"error": str(error)})
             return
         self._send(200, {"dask_versions": data_plane.dask_versions})
+
+    def _json_field(self, name: str):
+        """One field of the JSON object in the request body (None when absent or not JSON)."""
+        try:
+            return json.loads(self._body() or b"{}").get(name)
+        except (ValueError, AttributeError):
+            return None
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))

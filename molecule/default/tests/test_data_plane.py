@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from kubernetes.stream import stream
 
 from tests.integration import harness
 
@@ -111,16 +110,7 @@ def test_extra_pip_packages_are_installed_in_jupyter(core, namespace, release, s
         "import json, importlib.metadata as m\n"
         f"print(json.dumps({{n: m.version(n) for n in {names!r}}}))"
     )
-    output = stream(
-        core.connect_get_namespaced_pod_exec,
-        pod.metadata.name,
-        namespace,
-        command=["python", "-c", code],
-        stderr=True,
-        stdout=True,
-        stdin=False,
-        tty=False,
-    )
+    output = harness.python_in_pod(core, pod.metadata.name, namespace, code)
     assert sorted(json.loads(output.strip().splitlines()[-1])) == sorted(names), output
 
 

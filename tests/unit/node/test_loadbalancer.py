@@ -8,8 +8,6 @@ echo server that plays the node's NodePort.
 import copy
 import json
 import socket
-import socketserver
-import threading
 import time
 
 import pytest
@@ -26,11 +24,6 @@ from sandbox.node.loadbalancer import (
 from sandbox.node.relay import RelayHub
 
 
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        self.request.sendall(b"node:" + self.request.recv(64))
-
-
 class RecordingCore:
     """Records patches; applies metadata patches to the object it was given."""
 
@@ -45,13 +38,9 @@ class RecordingCore:
 
 
 @pytest.fixture
-def node():
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address
-    server.shutdown()
-    server.server_close()
+def node(echo_server):
+    """The real node's NodePort, as the load balancer reaches it."""
+    return echo_server(b"node:")
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import urllib.request
 
 import pytest
 from kubernetes import client
-from kubernetes.stream import stream
 
 from sandbox.emulator import kwok_backend
 from sandbox.emulator.kwok_backend import KwokBackend
@@ -25,6 +24,7 @@ from sandbox.node import dataplane
 from sandbox.node.dataplane import DataPlane, real_node_capability
 from sandbox.node.netplan import NodeNetwork
 from sandbox.node.runtime import REAL_NODE_LABEL
+from tests.integration import harness
 from tests.unit.sandbox.tools import bin_dir, missing_tools
 
 CLUSTER_ID = "dask-gke-sandbox.us-central1-a.node-e2e"
@@ -138,16 +138,7 @@ def ingress_ip(core, name: str) -> str | None:
 
 
 def in_pod(core, pod: str, code: str) -> str:
-    return stream(
-        core.connect_get_namespaced_pod_exec,
-        pod,
-        NAMESPACE,
-        command=["python", "-c", code],
-        stderr=True,
-        stdout=True,
-        stdin=False,
-        tty=False,
-    )
+    return harness.python_in_pod(core, pod, NAMESPACE, code)
 
 
 def real_node_network(plane) -> NodeNetwork:

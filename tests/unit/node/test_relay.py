@@ -1,8 +1,6 @@
 """TCP relays (sandbox/node/relay.py) on loopback: forwarding, source ranges, closing."""
 
 import socket
-import socketserver
-import threading
 
 import pytest
 
@@ -10,20 +8,9 @@ from sandbox.node.commands import NodeError
 from sandbox.node.relay import Relay, RelayHub, source_ranges_check
 
 
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while data := self.request.recv(1024):
-            self.request.sendall(b"echo:" + data)
-
-
 @pytest.fixture
-def echo_server():
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address
-    server.shutdown()
-    server.server_close()
+def target(echo_server):
+    return echo_server(b"echo:")
 
 
 @pytest.fixture
@@ -45,17 +32,17 @@ def talk(address, source="127.0.0.1", payload=b"hi") -> bytes:
         return conn.recv(1024)
 
 
-def test_a_relay_copies_both_ways(hub, echo_server):
+def test_a_relay_copies_both_ways(hub, target):
     address = ("127.0.0.21", free_port("127.0.0.21"))
-    relay = hub.listen(Relay("t", address, target=lambda: echo_server))
+    relay = hub.listen(Relay("t", address, target=lambda: target))
     assert talk(address) == b"echo:hi"
     assert relay.connections == 1
 
 
-def test_source_ranges_refuse_other_addresses_at_once(hub, echo_server):
+def test_source_ranges_refuse_other_addresses_at_once(hub, target):
     address = ("127.0.0.22", free_port("127.0.0.22"))
     relay = hub.listen(
-        Relay("t", address, target=lambda: echo_server, allow=source_ranges_check(["127.0.0.1/32"]))
+        Relay("t", address, target=lambda: target, allow=source_ranges_check(["127.0.0.1/32"]))
     )
     assert talk(address, source="127.0.0.1") == b"echo:hi"
     with pytest.raises(ConnectionResetError):
@@ -77,9 +64,9 @@ def test_no_target_is_a_reset_not_a_hang(hub):
     assert relay.refused == 1
 
 
-def test_closing_stops_listening_and_drops_open_connections(hub, echo_server):
+def test_closing_stops_listening_and_drops_open_connections(hub, target):
     address = ("127.0.0.24", free_port("127.0.0.24"))
-    relay = hub.listen(Relay("t", address, target=lambda: echo_server))
+    relay = hub.listen(Relay("t", address, target=lambda: target))
     conn = socket.create_connection(address, timeout=5)
     conn.sendall(b"x")
     assert conn.recv(16) == b"echo:x"
@@ -90,8 +77,8 @@ def test_closing_stops_listening_and_drops_open_connections(hub, echo_server):
         talk(address)
 
 
-def test_a_taken_address_is_an_error_naming_it(hub, echo_server):
+def test_a_taken_address_is_an_error_naming_it(hub, target):
     address = ("127.0.0.25", free_port("127.0.0.25"))
-    hub.listen(Relay("first", address, target=lambda: echo_server))
+    hub.listen(Relay("first", address, target=lambda: target))
     with pytest.raises(NodeError, match=r"127\.0\.0\.25"):
-        hub.listen(Relay("second", address, target=lambda: echo_server))
+        hub.listen(Relay("second", address, target=lambda: target))
