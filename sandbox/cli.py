@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from sandbox.emulator.ca import ensure_ca
+from sandbox.pypi import host_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "sandbox" / "tools" / "build.sh"
@@ -248,6 +249,18 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
     )
 
 
+def start_package_index(sandbox: Path) -> None:
+    """The caching PyPI proxy pods install EXTRA_PIP_PACKAGES from (sandbox/pypi)."""
+    # Imported here: sandbox.pypi.server imports this module.
+    from sandbox.pypi.server import PypiError, start  # noqa: PLC0415
+
+    try:
+        pid = start(sandbox, port_base())
+    except PypiError as error:
+        raise SandboxError(f"package index: {error}") from error
+    info(f"package index on 127.0.0.1:{host_port(port_base())} (pid {pid})")
+
+
 def cmd_up(args) -> int:
     sandbox = sandbox_dir()
     for sub in ("pids", "logs", "charts", "kwok", "helm"):
@@ -265,6 +278,8 @@ def cmd_up(args) -> int:
             raise SandboxError(f"{admin_url()} answers but is not our daemon; stop it first")
         pid = start_daemon(sandbox, bin_dir, args.backend)
         info(f"daemon started (pid {pid}, backend {args.backend})")
+    if args.backend == "kwok":
+        start_package_index(sandbox)
     write_environment(sandbox, env)
     info(f"ready: source {sandbox / 'env'}")
     return 0
@@ -339,7 +354,13 @@ def collect_status() -> dict:
     return {
         "up": healthy,
         "sandbox_dir": str(sandbox),
-        "ports": {"proxy": base, "admin": base + 1, "chart_repo": base + 2, "gke_api": base + 3},
+        "ports": {
+            "proxy": base,
+            "admin": base + 1,
+            "chart_repo": base + 2,
+            "gke_api": base + 3,
+            "pypi": host_port(base),
+        },
         "clusters": clusters,
         "pids": pids,
     }

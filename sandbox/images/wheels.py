@@ -125,24 +125,22 @@ def upload_time(project: str, version: str, cache_dir: Path) -> datetime.datetim
     cached = cache_dir / f"{project}-{version}.json"
     if cached.exists():
         return datetime.datetime.fromisoformat(json.loads(cached.read_text())["uploaded"])
-    url = f"{PYPI_JSON}/{project}/{version}/json"
+    # The project's JSON (the per-version one is not served by every PyPI front).
+    url = f"{PYPI_JSON}/{project}/json"
     try:
         with urllib.request.urlopen(  # noqa: S310 (a constant https URL)
             url, timeout=LOOKUP_TIMEOUT, context=_ssl_context()
         ) as reply:
-            files = json.load(reply).get("urls") or []
+            releases = json.load(reply).get("releases") or {}
     except urllib.error.HTTPError as error:
-        if error.code == 404:
-            raise ImageError(
-                f"{project} {version} is not on PyPI: check dask_chart_dask_version"
-            ) from error
         raise ImageError(f"looking up {url}: HTTP {error.code}") from error
     except (OSError, ValueError) as error:
         raise ImageError(
             f"looking up {url} (bounded to {LOOKUP_TIMEOUT:.0f} s): {error}"
         ) from error
+    files = releases.get(version)
     if not files:
-        raise ImageError(f"{project} {version} has no files on PyPI")
+        raise ImageError(f"{project} {version} is not on PyPI: check dask_chart_dask_version")
     uploaded = max(datetime.datetime.fromisoformat(f["upload_time_iso_8601"]) for f in files)
     cache_dir.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps({"uploaded": uploaded.isoformat()}) + "\n")

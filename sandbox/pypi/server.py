@@ -140,11 +140,13 @@ def _ensure_mirror(directory: Path, port: int) -> None:
         raise PypiError(f"creating the devpi index {MIRROR_INDEX} failed with HTTP {status}")
 
 
-def start(sandbox_dir: Path, port_base: int) -> int:
-    """Start (or find running) this sandbox's index on 127.0.0.1:host_port(port_base); its PID."""
+def start(sandbox_dir: Path, port_base: int, directory: Path | None = None) -> int:
+    """Start (or find running) this sandbox's index on 127.0.0.1:host_port(port_base); its PID.
+
+    directory: the devpi server directory (default: server_dir(sandbox_dir))."""
     port = host_port(port_base)
     pid_file = sandbox_dir / "pids" / PID_NAME
-    directory = server_dir(sandbox_dir)
+    directory = directory or server_dir(sandbox_dir)
     pid = read_pid(pid_file)
     if alive(pid) and healthy(port):
         _ensure_mirror(directory, port)
