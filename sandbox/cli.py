@@ -3,6 +3,7 @@
     python -m sandbox.cli up [--backend kwok|fake]   build tools if needed, start the daemon
     python -m sandbox.cli down                        delete every cluster, stop every process
     python -m sandbox.cli status [--json]             exit 0 when the daemon serves, 3 when not
+    python -m sandbox.cli leftovers                   exit 1 listing what a real node left behind
 
 State lives in .sandbox/ (DASK_GKE_SANDBOX_DIR overrides); ports start at 18080
 (DASK_GKE_SANDBOX_PORT_BASE overrides). See docs/contracts.md.
@@ -205,6 +206,13 @@ def ensure_token(sandbox: Path) -> str:
     return path.read_text().strip()
 
 
+def dask_versions() -> list[str]:
+    """The Dask versions whose images the real nodes carry (built here, before the daemon)."""
+    from sandbox import images  # noqa: PLC0415 - only `up` builds images
+
+    return images.sandbox_dask_versions()
+
+
 def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
     log_path = sandbox / "logs" / "daemon.log"
     argv = [
@@ -219,7 +227,12 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
         str(port_base()),
         "--backend",
         backend,
+        "--package-index-port",
+        str(port_base() + 4),
     ]
+    if backend == "kwok":
+        for version in dask_versions():
+            argv += ["--dask-version", version]
     # The daemon talks to its KWOK clusters on loopback directly: never through a proxy
     # (a sourced .sandbox/env would otherwise hand it our own CONNECT proxy).
     env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
@@ -301,6 +314,15 @@ def delete_clusters_directly(sandbox: Path) -> None:
         backend.delete_cluster(cluster_id)
 
 
+def remove_leftover_nodes(sandbox: Path) -> None:
+    """Real nodes a crashed daemon left (network namespaces, mounts, cgroups, processes)."""
+    # Imported here: it loads the kubernetes client (about 1 s), which only `down` needs.
+    from sandbox.node.dataplane import remove_leftover_nodes as remove  # noqa: PLC0415
+
+    for name in remove(sandbox, tools_bin_dir(build=False)):
+        info(f"removed leftover real node {name}")
+
+
 def cmd_down(args) -> int:
     sandbox = sandbox_dir()
     clusters_deleted = False
@@ -316,6 +338,10 @@ def cmd_down(args) -> int:
             delete_clusters_directly(sandbox)
         except Exception as error:  # BackendError or any other: still stop every process
             failure = f"deleting leftover clusters failed: {error}"
+    try:
+        remove_leftover_nodes(sandbox)
+    except Exception as error:  # NodeError or any other: still stop every process
+        failure = failure or f"removing leftover real nodes failed: {error}"
     for pid_file in sorted((sandbox / "pids").glob("*.pid")):
         pid = read_pid(pid_file)
         if pid:
@@ -366,6 +392,18 @@ def collect_status() -> dict:
     }
 
 
+def cmd_leftovers(args) -> int:
+    """Exit 1 listing what the sandbox's real nodes left (namespaces, rules, mounts, ...)."""
+    from sandbox.node.dataplane import leftovers  # noqa: PLC0415 - loads the kubernetes client
+
+    found = leftovers(sandbox_dir())
+    for item in found:
+        print(f"left behind: {item}")
+    if not found:
+        info("nothing left behind")
+    return 1 if found else 0
+
+
 def cmd_status(args) -> int:
     status = collect_status()
     if args.json:
@@ -399,6 +437,9 @@ def main(argv=None) -> int:
     commands.add_parser("down", help="delete every cluster and stop every process").set_defaults(
         func=cmd_down
     )
+    commands.add_parser(
+        "leftovers", help="exit 1 listing real-node state still present after down"
+    ).set_defaults(func=cmd_leftovers)
     status = commands.add_parser("status", help="summary; exit 0 when up, 3 when down")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
