@@ -228,7 +228,7 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
         "--backend",
         backend,
         "--package-index-port",
-        str(port_base() + 4),
+        str(host_port(port_base())),
     ]
     if backend == "kwok":
         for version in dask_versions():
@@ -283,6 +283,8 @@ def cmd_up(args) -> int:
     ensure_ca(sandbox)
     env = environment(sandbox, bin_dir, token)
     package_charts(sandbox, bin_dir, env["SANDBOX_CHART_REPO_URL"])
+    if args.backend == "kwok":
+        start_package_index(sandbox)  # before the daemon: its real nodes relay pods to it
     pid = read_pid(sandbox / "pids" / "daemon.pid")
     if alive(pid) and admin_call("GET", "/healthz") is not None:
         info(f"daemon already running (pid {pid})")
@@ -291,8 +293,6 @@ def cmd_up(args) -> int:
             raise SandboxError(f"{admin_url()} answers but is not our daemon; stop it first")
         pid = start_daemon(sandbox, bin_dir, args.backend)
         info(f"daemon started (pid {pid}, backend {args.backend})")
-    if args.backend == "kwok":
-        start_package_index(sandbox)
     write_environment(sandbox, env)
     info(f"ready: source {sandbox / 'env'}")
     return 0

@@ -9,7 +9,12 @@ See docs/contracts.md ("Images") and sandbox/README.md.
 """
 
 from sandbox.images.build import ImageArchive, ensure_images, ensure_pause_image, import_images
-from sandbox.images.config import IMAGE_PYTHON, PAUSE_IMAGE, default_dask_version
+from sandbox.images.config import (
+    IMAGE_PYTHON,
+    PAUSE_IMAGE,
+    default_dask_version,
+    sandbox_dask_versions,
+)
 from sandbox.images.run import ImageError
 
 __all__ = [
@@ -21,4 +26,5 @@ __all__ = [
     "ensure_images",
     "ensure_pause_image",
     "import_images",
+    "sandbox_dask_versions",
 ]

@@ -11,6 +11,7 @@ FILES_DIR = SOURCES_DIR / "files"
 PAUSE_SOURCES = SOURCES_DIR / "pause"
 CHART_DEFAULTS = REPO_ROOT / "roles" / "dask_chart" / "defaults" / "main.yml"
 DASK_VERSION_VARIABLE = "dask_chart_dask_version"
+EXTRA_VERSIONS_VARIABLE = "DASK_GKE_SANDBOX_DASK_VERSIONS"
 
 # The Python every sandbox image carries, as "major.minor". Upstream's default
 # tag is Python 3.10; the sandbox uses Debian trixie's 3.13 because the control
@@ -73,6 +74,14 @@ def default_dask_version(defaults_file: Path = CHART_DEFAULTS) -> str:
     if not version:
         raise ValueError(f"{defaults_file} has no {DASK_VERSION_VARIABLE}")
     return str(version)
+
+
+def sandbox_dask_versions() -> list[str]:
+    """The Dask versions the sandbox's nodes carry: the role's default, then those of
+    DASK_GKE_SANDBOX_DASK_VERSIONS (comma-separated), each once."""
+    extra = os.environ.get(EXTRA_VERSIONS_VARIABLE, "")
+    versions = [default_dask_version(), *(v.strip() for v in extra.split(",") if v.strip())]
+    return list(dict.fromkeys(versions))
 
 
 def python_tag() -> str:

@@ -9,13 +9,13 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from sandbox.pypi.relay import in_namespace
+from sandbox.node.commands import in_netns
 
 NAMESPACE = "k8s.io"
 START_TIMEOUT = 30.0
@@ -135,15 +135,9 @@ class NetworkNamespace:
 
     def connects(self, host: str, port: int, timeout: float = 2.0) -> bool:
         """Whether a TCP connection to host:port succeeds from inside the namespace."""
-
-        def attempt():
-            try:
-                with socket.create_connection((host, port), timeout=timeout):
-                    return True
-            except OSError:
-                return False
-
-        return in_namespace(self.path, attempt)
+        probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout={timeout})"
+        argv = in_netns(self.name, [sys.executable, "-c", probe])
+        return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
 
     def wait_for(self, host: str, port: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -16,8 +16,8 @@ import pytest
 from sandbox.images import ensure_images, ensure_pause_image, import_images
 from sandbox.images.build import base_config, notebook_config
 from sandbox.images.config import cache_root
-from sandbox.pypi import INDEX_HOST, INDEX_PORT, index_url
-from sandbox.pypi.relay import NamespaceRelay
+from sandbox.node.relay import Relay, RelayHub
+from sandbox.pypi import INDEX_HOST, INDEX_PORT, host_port, index_url
 from sandbox.pypi.server import start, stop
 from tests.unit.images.harness import Containerd, NetworkNamespace
 from tests.unit.sandbox.conftest import free_port_base
@@ -58,22 +58,21 @@ def node(tmp_path_factory):
     containerd, netns = Containerd(), NetworkNamespace()
     sandbox_dir = tmp_path_factory.mktemp("sandbox")
     port_base = free_port_base(span=5)
-    relay = None
+    relays = RelayHub()
     try:
         containerd.start()
         netns.create()
         import_images(Path(shutil.which("ctr")), containerd.socket, archives, RUN_TIMEOUT)
         start(sandbox_dir, port_base, directory=cache_root() / "pypi" / "test-images")
-        relay = NamespaceRelay(
-            netns.path, (RELAY_ADDRESS, INDEX_PORT), ("127.0.0.1", port_base + 4)
+        index = ("127.0.0.1", host_port(port_base))
+        relays.listen(
+            Relay("pypi", (RELAY_ADDRESS, INDEX_PORT), lambda: index, netns_path=netns.path)
         )
-        relay.start()
         hosts = sandbox_dir / "hosts"
         hosts.write_text(f"127.0.0.1 localhost\n{RELAY_ADDRESS} {INDEX_HOST}\n")
         yield Node(containerd, netns, hosts, sandbox_dir)
     finally:
-        if relay is not None:
-            relay.stop()
+        relays.stop()
         stop(sandbox_dir)
         containerd.stop()
         netns.delete()
