@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sandbox.node.commands import in_netns
+from sandbox.node.commands import NodeError, in_netns
+from sandbox.node.runtime import mounts_under, unmount_under
 
 NAMESPACE = "k8s.io"
 START_TIMEOUT = 30.0
@@ -43,12 +44,6 @@ disabled_plugins = [
 [metrics]
   address = ""
 """
-
-
-def mounts_under(path: Path) -> list[str]:
-    prefix = str(path) + "/"
-    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    return [p for p in points if p.startswith(prefix)]
 
 
 class Containerd:
@@ -112,8 +107,10 @@ class Containerd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=STOP_TIMEOUT)
-        for point in reversed(mounts_under(self.dir)):
-            subprocess.run(["umount", "-l", point], check=False, timeout=30)
+        try:
+            unmount_under(self.dir)
+        except NodeError:
+            return  # never remove a tree something is still mounted in
         if not mounts_under(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -6,9 +6,11 @@ that namespace (pypi.dask-gke.internal in the container's /etc/hosts), and
 nothing else. Skipped, with the reason, without root or the Debian tools.
 """
 
+import json
 import os
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -70,7 +72,7 @@ def node(tmp_path_factory):
         )
         hosts = sandbox_dir / "hosts"
         hosts.write_text(f"127.0.0.1 localhost\n{RELAY_ADDRESS} {INDEX_HOST}\n")
-        yield Node(containerd, netns, hosts, sandbox_dir)
+        yield Node(containerd, netns, hosts, sandbox_dir, index[1])
     finally:
         relays.stop()
         stop(sandbox_dir)
@@ -79,8 +81,9 @@ def node(tmp_path_factory):
 
 
 class Node:
-    def __init__(self, containerd, netns, hosts, directory):
+    def __init__(self, containerd, netns, hosts, directory, index_port):
         self.containerd, self.netns, self.hosts, self.dir = containerd, netns, hosts, directory
+        self.index_port = index_port
         self.count = 0
 
     def _run_argv(self, image, env, mounts, detach):
@@ -224,3 +227,14 @@ def test_jupyter_listen_address(node, tmp_path, jupyterlab_args, reaches_other_a
         )
     finally:
         node.remove(container)
+
+
+def test_index_never_downloads_the_list_of_every_project(node):
+    url = f"http://127.0.0.1:{node.index_port}/root/pypi"
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as reply:
+        index = json.load(reply)["result"]
+    assert index["type"] == "mirror"
+    assert index["mirror_no_project_list"] is True
+    assert index["mirror_url"] == "https://pypi.org/simple/"
