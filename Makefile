@@ -23,6 +23,7 @@ echo "No Python >= 3.12 found (ansible-core 2.20+ needs it). Install one (e.g. '
 endef
 
 .PHONY: help setup deploy cleanup upgrade sandbox sandbox-down sandbox-status sandbox-tools \
+        sandbox-system-packages sandbox-images \
         lint unit integration test bench clean
 
 help: ## List the targets
@@ -40,7 +41,13 @@ setup: $(STAMP) ## Create .venv with the pinned Python dependencies
 sandbox-tools: ## Build the sandbox's Kubernetes, etcd, KWOK and Helm binaries (cached)
 	sandbox/tools/build.sh
 
-sandbox: setup ## Build tools if needed and start the local GKE + Kubernetes sandbox
+sandbox-system-packages: ## Install the Debian packages the sandbox needs (apt-get, when missing)
+	sandbox/system-packages.sh
+
+sandbox-images: setup sandbox-system-packages ## Build the Dask, notebook and pause images (cached)
+	$(PY) -m sandbox.images build --all
+
+sandbox: setup sandbox-system-packages ## Build tools if needed and start the local GKE + Kubernetes sandbox
 	$(SANDBOX) up
 
 sandbox-down: ## Stop the sandbox: every cluster and every process it started
@@ -65,7 +72,7 @@ lint: setup ## ansible-lint (production), yamllint, ruff, syntax check
 	$(BIN)/ansible-playbook --syntax-check deploy.yml cleanup.yml playbooks/upgrade.yml
 	$(BIN)/ansible-lint --offline
 
-unit: setup ## pytest on library/, module_utils/, sandbox/ and roles
+unit: setup sandbox-system-packages ## pytest on library/, module_utils/, sandbox/ and roles
 	$(BIN)/pytest -q tests/unit
 
 integration: sandbox ## Molecule scenarios on the sandbox

@@ -23,6 +23,7 @@ from pathlib import Path
 from sandbox.emulator.ca import ensure_ca
 from sandbox.node.commands import NodeError
 from sandbox.node.processes import alive, read_pid, stop_pid
+from sandbox.pypi import host_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "sandbox" / "tools" / "build.sh"
@@ -198,7 +199,7 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
         "--backend",
         backend,
         "--package-index-port",
-        str(port_base() + 4),
+        str(host_port(port_base())),
     ]
     if backend == "kwok":
         for version in dask_versions():
@@ -232,6 +233,18 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
     )
 
 
+def start_package_index(sandbox: Path) -> None:
+    """The caching PyPI proxy pods install EXTRA_PIP_PACKAGES from (sandbox/pypi)."""
+    # Imported here: sandbox.pypi.server imports this module.
+    from sandbox.pypi.server import PypiError, start  # noqa: PLC0415
+
+    try:
+        pid = start(sandbox, port_base())
+    except PypiError as error:
+        raise SandboxError(f"package index: {error}") from error
+    info(f"package index on 127.0.0.1:{host_port(port_base())} (pid {pid})")
+
+
 def cmd_up(args) -> int:
     sandbox = sandbox_dir()
     for sub in ("pids", "logs", "charts", "kwok", "helm"):
@@ -241,6 +254,8 @@ def cmd_up(args) -> int:
     ensure_ca(sandbox)
     env = environment(sandbox, bin_dir, token)
     package_charts(sandbox, bin_dir, env["SANDBOX_CHART_REPO_URL"])
+    if args.backend == "kwok":
+        start_package_index(sandbox)  # before the daemon: its real nodes relay pods to it
     pid = read_pid(sandbox / "pids" / "daemon.pid")
     if alive(pid) and admin_call("GET", "/healthz") is not None:
         info(f"daemon already running (pid {pid})")
@@ -341,7 +356,13 @@ def collect_status() -> dict:
     return {
         "up": healthy,
         "sandbox_dir": str(sandbox),
-        "ports": {"proxy": base, "admin": base + 1, "chart_repo": base + 2, "gke_api": base + 3},
+        "ports": {
+            "proxy": base,
+            "admin": base + 1,
+            "chart_repo": base + 2,
+            "gke_api": base + 3,
+            "pypi": host_port(base),
+        },
         "clusters": clusters,
         "pids": pids,
     }

@@ -1,50 +1,30 @@
-# TEMPORARY LOCAL STUB (not committed): the images engineer delivers the real module.
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
+"""Offline images for the sandbox's real node, named as the chart names them.
 
-C = Path.home() / ".cache/dask-gke/images"
+    from sandbox.images import ensure_images, ensure_pause_image, import_images
+    archives = ensure_images("2026.8.0")   # ghcr.io/dask/dask:V, ghcr.io/dask/dask-notebook:V
+    import_images(Path("/usr/bin/ctr"), socket, [*archives, ensure_pause_image()], timeout=120)
 
+Command line: python -m sandbox.images build [--dask-version V] [--all]
+See docs/contracts.md ("Images") and sandbox/README.md.
+"""
 
-@dataclass(frozen=True)
-class ImageArchive:
-    ref: str
-    path: Path
+from sandbox.images.build import ImageArchive, ensure_images, ensure_pause_image, import_images
+from sandbox.images.config import (
+    IMAGE_PYTHON,
+    PAUSE_IMAGE,
+    default_dask_version,
+    sandbox_dask_versions,
+)
+from sandbox.images.run import ImageError
 
-
-def ensure_pause_image():
-    return ImageArchive("registry.k8s.io/pause:3.10", C / "pause-c8b031b326cd/pause.oci.tar")
-
-
-def ensure_images(version):
-    d = next(C.glob(f"dask-{version}-*"))
-    return [
-        ImageArchive(f"ghcr.io/dask/dask:{version}", d / "dask.oci.tar"),
-        ImageArchive(f"ghcr.io/dask/dask-notebook:{version}", d / "dask-notebook.oci.tar"),
-    ]
-
-
-def import_images(ctr, address, archives, timeout):
-    have = subprocess.run(
-        [str(ctr), "--address", str(address), "-n", "k8s.io", "images", "ls", "-q"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for a in archives:
-        if a.ref in have:
-            continue
-        subprocess.run(
-            [str(ctr), "--address", str(address), "-n", "k8s.io", "images", "import", str(a.path)],
-            check=True,
-            timeout=timeout,
-            capture_output=True,
-        )
-
-
-def sandbox_dask_versions():
-    return ["2024.1.0"]
-
-
-def default_dask_version():
-    return "2024.1.0"
+__all__ = [
+    "IMAGE_PYTHON",
+    "PAUSE_IMAGE",
+    "ImageArchive",
+    "ImageError",
+    "default_dask_version",
+    "ensure_images",
+    "ensure_pause_image",
+    "import_images",
+    "sandbox_dask_versions",
+]

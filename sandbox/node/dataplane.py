@@ -31,7 +31,6 @@ from sandbox.node import cgroups, network
 from sandbox.node.commands import NodeError
 from sandbox.node.loadbalancer import Cloud, ForwardingRules, LoadBalancerController
 from sandbox.node.netplan import (
-    PACKAGE_INDEX_PORT,
     NodeNetwork,
     SlotOwner,
     all_slots,
@@ -49,11 +48,11 @@ from sandbox.node.runtime import (
     NodeRuntime,
     mounts_under,
 )
+from sandbox.pypi import INDEX_HOST, INDEX_PORT
 
 log = logging.getLogger(__name__)
 
 MODE_VARIABLE = "DASK_GKE_SANDBOX_REAL_NODE"  # auto (default), on, off
-INDEX_HOST = "pypi.dask-gke.internal"
 IMPORT_TIMEOUT = 600  # seconds for ctr to import one node's images
 
 
@@ -126,7 +125,7 @@ class RealNode:
                 hub.listen(
                     Relay(
                         name=f"{self.net.netns} package index",
-                        listen=(self.net.gateway_ip, PACKAGE_INDEX_PORT),
+                        listen=(self.net.gateway_ip, INDEX_PORT),
                         target=lambda: ("127.0.0.1", self.plane.index_port),
                         netns_path=self.net.netns_path,
                     )

@@ -35,7 +35,6 @@ POD_RANGE = ipaddress.ip_network("198.18.0.0/16")
 LINK_RANGE = ipaddress.ip_network("198.19.0.0/16")
 # kube-apiserver's default --service-cluster-ip-range (kwokctl sets none).
 SERVICE_CIDR = ipaddress.ip_network("10.0.0.0/24")
-PACKAGE_INDEX_PORT = 3141  # where pods reach the package index (sandbox.pypi)
 
 
 class SlotsExhausted(RuntimeError):

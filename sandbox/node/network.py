@@ -22,7 +22,8 @@ import logging
 from pathlib import Path
 
 from sandbox.node.commands import NodeError, in_netns, run
-from sandbox.node.netplan import PACKAGE_INDEX_PORT, NodeNetwork
+from sandbox.node.netplan import NodeNetwork
+from sandbox.pypi import INDEX_PORT
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ table inet {net.node_table} {{
     type filter hook input priority filter; policy accept;
     iifname "{net.bridge}" ct state established,related accept
     iifname "{net.bridge}" ip daddr {net.gateway_ip} udp dport 53 accept
-    iifname "{net.bridge}" ip daddr {net.gateway_ip} tcp dport {{ 53, {PACKAGE_INDEX_PORT} }} accept
+    iifname "{net.bridge}" ip daddr {net.gateway_ip} tcp dport {{ 53, {INDEX_PORT} }} accept
     iifname "{net.bridge}" counter drop
   }}
   chain forward {{

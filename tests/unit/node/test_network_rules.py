@@ -1,7 +1,8 @@
 """The real node's firewall rules (sandbox/node/network.py), as rendered."""
 
 from sandbox.node import network
-from sandbox.node.netplan import PACKAGE_INDEX_PORT, NodeNetwork
+from sandbox.node.netplan import NodeNetwork
+from sandbox.pypi import INDEX_PORT
 
 NET = NodeNetwork(9)
 
@@ -28,7 +29,7 @@ def test_pods_reach_only_dns_and_the_package_index_on_the_gateway():
     assert accepted == [
         f"iifname {bridge} ct state established,related accept",
         f"iifname {bridge} ip daddr {gateway} udp dport 53 accept",
-        f"iifname {bridge} ip daddr {gateway} tcp dport {{ 53, {PACKAGE_INDEX_PORT} }} accept",
+        f"iifname {bridge} ip daddr {gateway} tcp dport {{ 53, {INDEX_PORT} }} accept",
     ]
     assert f"iifname {bridge} counter drop" in rules
 
