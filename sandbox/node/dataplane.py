@@ -209,10 +209,10 @@ def remove_leftover_nodes(
 
 
 class ClusterPlane:
-    def __init__(self, files: ClusterFiles, controller: LoadBalancerController):
+    def __init__(self, files: ClusterFiles, node: RealNode | None):
         self.files = files
-        self.controller = controller
-        self.node: RealNode | None = None
+        self.node = node
+        self.controller: LoadBalancerController | None = None
 
 
 class DataPlane:
@@ -288,17 +288,8 @@ class DataPlane:
             return list(self._clusters.values())
 
     def cluster_created(self, files: ClusterFiles, api_client_factory) -> None:
-        """Start the cluster's load balancer, and its real node (not yet a Node)."""
-        plane = ClusterPlane(files, None)
-        plane.controller = LoadBalancerController(
-            files.cluster_id,
-            api_client_factory,
-            self.cloud,
-            lambda: plane.node.net.node_ip if plane.node and plane.node.pool else None,
-        )
-        plane.controller.start()
-        with self._lock:
-            self._clusters[files.cluster_id] = plane
+        """Start the cluster's real node (not yet a Node), then its load balancer."""
+        node = None
         if self.real_node_reason is None:
             net = allocate_slot(SlotOwner(str(self.sandbox_dir), files.cluster_id, os.getpid()))
             record_slot(self.sandbox_dir, net.slot)
@@ -308,7 +299,19 @@ class DataPlane:
             except Exception:
                 node.destroy()
                 raise
-            plane.node = node
+        plane = ClusterPlane(files, node)
+        plane.controller = LoadBalancerController(
+            files.cluster_id,
+            api_client_factory,
+            self.cloud,
+            forward=(lambda fwds: network.apply_load_balancer_rules(node.net, fwds))
+            if node
+            else None,
+            address_block=node.net.slot if node else 0,
+        )
+        plane.controller.start()
+        with self._lock:
+            self._clusters[files.cluster_id] = plane
 
     def _node(self, cluster_id: str) -> RealNode | None:
         with self._lock:
