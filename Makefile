@@ -23,12 +23,12 @@ echo "No Python >= 3.12 found (ansible-core 2.20+ needs it). Install one (e.g. '
 endef
 
 .PHONY: help setup deploy cleanup upgrade sandbox sandbox-down sandbox-status sandbox-tools \
-        lint unit integration test bench clean
+        lint unit integration test bench clean collection collection-test changelog
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt meta/requirements.txt
 	@py="$$($(find_python))"; echo "setup: using $$py ($$($$py --version))"; \
 	  [ -x $(PY) ] || "$$py" -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -64,6 +64,14 @@ lint: setup ## ansible-lint (production), yamllint, ruff, syntax check
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-playbook --syntax-check deploy.yml cleanup.yml playbooks/upgrade.yml
 	$(BIN)/ansible-lint --offline
+	$(BIN)/antsibull-changelog lint
+
+collection: setup ## Build the dask_gke.core collection tarball into dist/
+	$(PY) tools/build_collection.py
+
+# Run in the collection tree so that antsibull-changelog finds the new modules and plugins.
+changelog: setup ## Release changelogs/fragments into CHANGELOG.md under galaxy.yml's version
+	cd collections/ansible_collections/dask_gke/core && $(CURDIR)/$(BIN)/antsibull-changelog release
 
 unit: setup ## pytest on library/, module_utils/, sandbox/ and roles
 	$(BIN)/pytest -q tests/unit

@@ -206,13 +206,13 @@ stderr:
 import os
 import shlex
 
-from ansible.module_utils.helm_versions import (
+from ansible_collections.dask_gke.core.plugins.module_utils.helm_versions import (
     HelmVersionError,
     image_tag_version,
     parse_helm_version,
     parse_semver,
 )
-from ansible.module_utils.k8s_client import (
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
     K8sModule,
     NamespacedResource,
     connection_argument_spec,

@@ -160,8 +160,12 @@ reconnects:
 
 import time
 
-from ansible.module_utils.k8s_client import K8sModule, NamespacedResource, dynamic_client
-from ansible.module_utils.k8s_watch import (
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
+    K8sModule,
+    NamespacedResource,
+    dynamic_client,
+)
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import (
     WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
     check_wait_params,

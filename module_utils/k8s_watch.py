@@ -16,7 +16,10 @@ import time
 from datetime import UTC, datetime
 from http.client import HTTPException
 
-from ansible.module_utils.k8s_client import connection_argument_spec, describe_api_error
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
+    connection_argument_spec,
+    describe_api_error,
+)
 
 try:
     import urllib3

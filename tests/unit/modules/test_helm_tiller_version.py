@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
-import helm_tiller_version
 import pytest
 from ansible.module_utils import basic
+from ansible_collections.dask_gke.core.plugins.modules import helm_tiller_version
 from kubernetes.client.exceptions import ApiException
 
 HELM = "/opt/helm/bin/helm"

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.helm_versions import (
+from ansible_collections.dask_gke.core.plugins.module_utils.helm_versions import (
     HelmVersionError,
     image_tag_version,
     parse_helm_version,

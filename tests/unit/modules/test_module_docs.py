@@ -12,14 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import helm_tiller_version
 import pytest
-import wait_for_lb_ip
-import wait_for_rollout
 import yaml
 from ansible.module_utils import basic
 from ansible.plugins.loader import fragment_loader
 from ansible.utils.plugin_docs import get_docstring
+from ansible_collections.dask_gke.core.plugins.modules import (
+    helm_tiller_version,
+    wait_for_lb_ip,
+    wait_for_rollout,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 MODULES = {

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import wait_for_lb_ip
-from ansible.module_utils.k8s_watch import WaitFailure
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import WaitFailure
+from ansible_collections.dask_gke.core.plugins.modules import wait_for_lb_ip
 from fake_watch import (
     GONE,
     Advance,

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import wait_for_lb_ip
-from ansible.module_utils import k8s_watch
+from ansible_collections.dask_gke.core.plugins.module_utils import k8s_watch
+from ansible_collections.dask_gke.core.plugins.modules import wait_for_lb_ip
 
 NS = "dask"
 

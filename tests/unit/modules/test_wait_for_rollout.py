@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import wait_for_rollout
 import yaml
-from ansible.module_utils.k8s_watch import WaitFailure
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import WaitFailure
+from ansible_collections.dask_gke.core.plugins.modules import wait_for_rollout
 from fake_watch import GONE, Advance, FakeClock, FakeListApi, event, install_fake_cluster
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
