@@ -79,7 +79,10 @@ unit: setup ## pytest on library/, module_utils/, sandbox/ and roles
 integration: sandbox ## Molecule scenarios on the sandbox
 	PATH="$(CURDIR)/$(BIN):$$PATH" tests/integration/run.sh
 
-test: lint unit integration ## Everything CI runs
+collection-test: sandbox ## The built collection as a user installs it: clean venv, ansible-test sanity, EE context, FQCN runbook on the sandbox
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider tests/collection
+
+test: lint unit integration collection-test ## Everything CI runs
 
 bench: sandbox ## Benchmarks; results and plots under benchmarks/results
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) benchmarks/run.py

@@ -53,6 +53,9 @@ def ansible_galaxy() -> str:
 def build(output_dir: Path, keep_staging: Path | None = None) -> Path:
     """Stage the tree and build the tarball into output_dir; return the tarball's path."""
     output_dir.mkdir(parents=True, exist_ok=True)
+    # One tarball in output_dir: execution-environment.yml takes dask_gke-core-*.tar.gz.
+    for stale in output_dir.glob("dask_gke-core-*.tar.gz"):
+        stale.unlink()
     with tempfile.TemporaryDirectory(prefix="dask-gke-collection-") as scratch:
         staging_root = keep_staging or Path(scratch)
         if keep_staging and keep_staging.exists():

@@ -16,7 +16,7 @@ description:
   - Takes no terms.
 version_added: "1.0.0"
 author:
-  - dask-gke contributors
+  - dask-gke contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
