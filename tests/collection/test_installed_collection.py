@@ -89,9 +89,16 @@ def rebuild_bundled(name: str, destination: Path) -> Path:
     galaxy = {key: value for key, value in info.items() if value not in (None, "", [], {})}
     (staged / "galaxy.yml").write_text(yaml.safe_dump(galaxy))
     result = run(
-        [Path(sys.executable).parent / "ansible-galaxy", "collection", "build", staged,
-         "--output-path", destination, "--force"],
-    )  # fmt: skip
+        [
+            Path(sys.executable).parent / "ansible-galaxy",
+            "collection",
+            "build",
+            staged,
+            "--output-path",
+            destination,
+            "--force",
+        ],
+    )
     assert result.returncode == 0, describe(result)
     return destination / f"{namespace}-{short}-{info['version']}.tar.gz"
 
@@ -116,10 +123,19 @@ def user(tarballs) -> dict:
     bin_dir = environment / "bin"
     core = f"ansible-core=={metadata.version('ansible-core')}"
     pip = run(
-        [bin_dir / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         core, "-r", REPO / "meta" / "requirements.txt"],
+        [
+            bin_dir / "python",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            core,
+            "-r",
+            REPO / "meta" / "requirements.txt",
+        ],
         timeout=900,
-    )  # fmt: skip
+    )
     assert pip.returncode == 0, describe(pip)
     collections = WORK / "collections"
     env = {
@@ -134,11 +150,18 @@ def user(tarballs) -> dict:
     if "DASK_GKE_SANDBOX_DIR" in os.environ:
         env["DASK_GKE_SANDBOX_DIR"] = os.environ["DASK_GKE_SANDBOX_DIR"]
     install = run(
-        [bin_dir / "ansible-galaxy", "collection", "install", "--offline", "-p", collections,
-         *tarballs.values()],
+        [
+            bin_dir / "ansible-galaxy",
+            "collection",
+            "install",
+            "--offline",
+            "-p",
+            collections,
+            *tarballs.values(),
+        ],
         env=env,
         cwd=WORK,
-    )  # fmt: skip
+    )
     assert install.returncode == 0, describe(install)
     return {"bin": bin_dir, "env": env, "collections": collections}
 
@@ -151,8 +174,11 @@ def installed_path(user) -> Path:
 
 
 def test_the_clean_virtualenv_has_only_ansible_core_and_the_collections(user):
-    listed = run([user["bin"] / "ansible-galaxy", "collection", "list", "--format", "json"],
-                 env=user["env"], cwd=WORK)  # fmt: skip
+    listed = run(
+        [user["bin"] / "ansible-galaxy", "collection", "list", "--format", "json"],
+        env=user["env"],
+        cwd=WORK,
+    )
     assert listed.returncode == 0, describe(listed)
     found = {
         name: entry["version"]
@@ -169,8 +195,9 @@ def test_the_clean_virtualenv_has_only_ansible_core_and_the_collections(user):
 
 def test_ansible_doc_renders_the_installed_modules(user):
     for module in ("wait_for_lb_ip", "wait_for_rollout", "helm_tiller_version"):
-        doc = run([user["bin"] / "ansible-doc", f"dask_gke.core.{module}"],
-                  env=user["env"], cwd=WORK)  # fmt: skip
+        doc = run(
+            [user["bin"] / "ansible-doc", f"dask_gke.core.{module}"], env=user["env"], cwd=WORK
+        )
         assert doc.returncode == 0, describe(doc)
         assert doc.stderr == "", describe(doc)
         assert f"MODULE dask_gke.core.{module} ({installed_path(user)}" in doc.stdout
@@ -186,11 +213,14 @@ def ansible_test_home(user) -> Path:
     """
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"
     probe = run(
-        [user["bin"] / "python", "-c",
-         "from types import SimpleNamespace\n"
-         "from ansible_test._internal.python_requirements import get_venv_packages\n"
-         f"print(get_venv_packages(SimpleNamespace(version={python!r}))['pip'])"],
-    )  # fmt: skip
+        [
+            user["bin"] / "python",
+            "-c",
+            "from types import SimpleNamespace\n"
+            "from ansible_test._internal.python_requirements import get_venv_packages\n"
+            f"print(get_venv_packages(SimpleNamespace(version={python!r}))['pip'])",
+        ],
+    )
     assert probe.returncode == 0, describe(probe)
     pip_version = probe.stdout.strip()
     cache = ANSIBLE_TEST_HOME / ".ansible" / "test" / "cache"
@@ -208,8 +238,12 @@ def ansible_test_home(user) -> Path:
 def test_ansible_test_sanity_passes_on_the_installed_collection(user):
     env = {**user["env"], "HOME": str(ansible_test_home(user))}
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    sanity = run([user["bin"] / "ansible-test", "sanity", "--python", python, "--color", "no"],
-                 env=env, cwd=installed_path(user), timeout=1800)  # fmt: skip
+    sanity = run(
+        [user["bin"] / "ansible-test", "sanity", "--python", python, "--color", "no"],
+        env=env,
+        cwd=installed_path(user),
+        timeout=1800,
+    )
     (LOGS / "sanity.log").write_text(sanity.stdout + sanity.stderr)
     assert sanity.returncode == 0, describe(sanity, tail=120)
     for test in ("validate-modules", "ansible-doc", "import", "pylint", "runtime-metadata"):
@@ -224,9 +258,19 @@ def versions_env() -> dict[str, str]:
 def test_ansible_builder_creates_the_execution_environment_context(user):
     build(REPO / "dist")  # what `make collection` leaves for execution-environment.yml
     context = WORK / "ee-context"
-    builder = run([Path(sys.executable).parent / "ansible-builder", "create", "--file",
-                   REPO / "execution-environment.yml", "--context", context,
-                   "--output-filename", "Containerfile"], cwd=REPO)  # fmt: skip
+    builder = run(
+        [
+            Path(sys.executable).parent / "ansible-builder",
+            "create",
+            "--file",
+            REPO / "execution-environment.yml",
+            "--context",
+            context,
+            "--output-filename",
+            "Containerfile",
+        ],
+        cwd=REPO,
+    )
     assert builder.returncode == 0, describe(builder)
     containerfile = (context / "Containerfile").read_text()
     assert (context / "_build" / "collections" / f"dask_gke-core-{VERSION}.tar.gz").is_file()
@@ -242,8 +286,9 @@ def test_ansible_builder_creates_the_execution_environment_context(user):
 
 def test_ansible_builder_finds_the_collection_python_requirements(user):
     # What the image build runs on its collections: here on the clean venv's.
-    introspect = run([Path(sys.executable).parent / "ansible-builder", "introspect",
-                      user["collections"]])  # fmt: skip
+    introspect = run(
+        [Path(sys.executable).parent / "ansible-builder", "introspect", user["collections"]]
+    )
     assert introspect.returncode == 0, describe(introspect)
     marker = "  # from collection dask_gke.core"
     found = [
@@ -279,20 +324,31 @@ def admin(sandbox) -> harness.AdminApi:
 @pytest.fixture(scope="module")
 def settings(sandbox) -> dict:
     """The sandbox inventory's values of the variables the checks below read."""
-    names = ("gke_cluster_name", "gke_cluster_kubeconfig_path", "dask_chart_release",
-             "dask_chart_namespace")  # fmt: skip
+    names = (
+        "gke_cluster_name",
+        "gke_cluster_kubeconfig_path",
+        "dask_chart_release",
+        "dask_chart_namespace",
+    )
     return harness.resolve_settings(names)
 
 
 def runbook(user, playbook: str, label: str, *args: str) -> subprocess.CompletedProcess:
     """ansible-playbook of the clean venv, outside the repository, on the sandbox inventory."""
     result = run(
-        [user["bin"] / "ansible-playbook", "-i", REPO / "inventories" / "sandbox",
-         RUNBOOK / playbook, "-e", f"runbook_report={WORK / 'report.json'}", *args],
+        [
+            user["bin"] / "ansible-playbook",
+            "-i",
+            REPO / "inventories" / "sandbox",
+            RUNBOOK / playbook,
+            "-e",
+            f"runbook_report={WORK / 'report.json'}",
+            *args,
+        ],
         env=user["env"],
         cwd=WORK,
         timeout=RUN_TIMEOUT,
-    )  # fmt: skip
+    )
     (LOGS / f"{label}.log").write_text(result.stdout + result.stderr)
     return result
 
@@ -340,8 +396,9 @@ def upgraded(deployed, user, admin, sandbox, settings):
     packages = json.dumps({"dask_chart_extra_pip_packages": ["s3fs", "collection-test-pkg"]})
     result = runbook(user, "deploy.yml", "upgrade", "--tags", "upgrade", "-e", packages)
     after = harness.helm_release(sandbox, kubeconfig, *where)
-    values = harness.helm(sandbox, kubeconfig, "get", "values", where[0], "-n", where[1],
-                          "-o", "json")  # fmt: skip
+    values = harness.helm(
+        sandbox, kubeconfig, "get", "values", where[0], "-n", where[1], "-o", "json"
+    )
     return result, admin.requests(), before, after, values.stdout
 
 

@@ -35,6 +35,21 @@ def event(kind, obj):
     return {"type": kind, "object": obj}
 
 
+def k8s_event(kind, name, reason, message, *, level="Warning", count=None, at="14:04:00", **extra):
+    """A v1 Event about the object kind/name, with the fields the waiters read."""
+    item = {
+        "type": level,
+        "reason": reason,
+        "message": message,
+        "lastTimestamp": f"2026-11-26T{at}Z",
+        "involvedObject": {"kind": kind, "name": name},
+        **extra,
+    }
+    if count is not None:
+        item["count"] = count
+    return item
+
+
 GONE = {
     "type": "ERROR",
     "object": {

@@ -23,9 +23,13 @@ def preflight(tmp_path, *args):
         text=True,
         check=False,
         cwd=REPO,
-        env={"PATH": f"{ANSIBLE_PLAYBOOK.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
-             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_NOCOLOR": "1"},
-    )  # fmt: skip
+        env={
+            "PATH": f"{ANSIBLE_PLAYBOOK.parent}:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+        },
+    )
 
 
 @pytest.mark.parametrize("tags", ["upgrade", "dask", "verify"])
