@@ -21,8 +21,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TREE = REPO_ROOT / "collections" / "ansible_collections" / "dask_gke" / "core"
-# Local state that may sit inside the linked directories; never part of a release.
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".molecule")
+# Local state that may sit inside the linked directories, and the roles' own plugin
+# directories: the collection carries those plugins once, under plugins/, and the roles
+# call them by FQCN.
+IGNORED = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".pytest_cache", ".molecule", "filter_plugins", "lookup_plugins"
+)
 
 
 class BuildError(RuntimeError):

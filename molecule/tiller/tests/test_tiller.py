@@ -86,7 +86,7 @@ def can_i(sandbox, kubeconfig):
 
 def tiller_report(sandbox, kubeconfig, tiller, expect: str) -> dict:
     return harness.run_module(
-        "helm_tiller_version",
+        "dask_gke.core.helm_tiller_version",
         {
             "binary_path": sandbox["HELM_BIN"],
             "tiller": expect,

@@ -60,6 +60,9 @@ def test_stage_dereferences_every_link(tmp_path):
     ).read_text()
     assert (staged / "roles/helm_tiller/tasks/main.yml").is_file()
     assert not list(staged.rglob("__pycache__"))
+    # The roles' plugins once, under plugins/ (the roles call them by FQCN).
+    assert not list(staged.glob("roles/*/*_plugins"))
+    assert (staged / "plugins/filter/dask_chart.py").is_file()
 
 
 def test_stage_refuses_a_dangling_link(tmp_path):
