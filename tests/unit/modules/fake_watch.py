@@ -50,18 +50,23 @@ def k8s_event(kind, name, reason, message, *, level="Warning", count=None, at="1
     return item
 
 
-GONE = {
-    "type": "ERROR",
-    "object": {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": "too old resource version: 100 (250)",
-        "reason": "Expired",
-        "code": 410,
-    },
-}
+def gone(old_version, current_version):
+    """The ERROR event of a watch whose resource version the server no longer has (410)."""
+    return {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"too old resource version: {old_version} ({current_version})",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
+
+
+GONE = gone(100, 250)
 
 
 class FakeStream:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from ansible_collections.dask_gke.core.plugins.module_utils import k8s_watch
 from ansible_collections.dask_gke.core.plugins.modules import wait_for_lb_ip
-from fake_watch import k8s_event
+from fake_watch import gone, k8s_event
 
 NS = "dask"
 
@@ -171,18 +171,7 @@ def test_ip_assigned_while_watching_returns_promptly(run_module, api_server):
 
 
 def test_cut_stream_and_410_are_survived(run_module, api_server):
-    gone = {
-        "type": "ERROR",
-        "object": {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": "too old resource version: 120 (300)",
-            "reason": "Expired",
-            "code": 410,
-        },
-    }
+    stale = gone(120, 300)
     script = Script(
         lists=[
             {
@@ -198,7 +187,7 @@ def test_cut_stream_and_410_are_survived(run_module, api_server):
         ],
         watches=[
             [{"type": "MODIFIED", "object": service("dask-scheduler", 120)}, "cut"],
-            [gone],
+            [stale],
             [0.2, {"type": "MODIFIED", "object": service("dask-scheduler", 301, "127.0.0.10")}],
         ],
     )

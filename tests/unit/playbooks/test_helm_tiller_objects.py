@@ -8,15 +8,11 @@ so `-e helm_tiller_tls_enabled=false` is the string "false".
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from controller import REPO, ansible_playbook
 
 
 def render(tmp_path: Path, *extra_vars: str) -> list[dict]:
@@ -46,19 +42,7 @@ def render(tmp_path: Path, *extra_vars: str) -> list[dict]:
     playbook = tmp_path / "render.yml"
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
     args = [arg for value in extra_vars for arg in ("-e", value)]
-    run = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        env={
-            "PATH": f"{ANSIBLE_PLAYBOOK.parent}:/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-            "ANSIBLE_NOCOLOR": "1",
-        },
-    )
+    run = ansible_playbook(tmp_path, "-i", "localhost,", "-c", "local", str(playbook), *args)
     assert run.returncode == 0, run.stdout + run.stderr
     return json.loads(out.read_text())
 
