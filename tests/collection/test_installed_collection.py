@@ -145,6 +145,9 @@ def user(tarballs) -> dict:
         "ANSIBLE_CONFIG": str(RUNBOOK / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(WORK / "home" / "tmp"),
+        # The async jobs' results: the async wrapper and async_status must agree on the
+        # place, which "~" does not guarantee with HOME moved.
+        "ANSIBLE_ASYNC_DIR": str(WORK / "home" / ".ansible_async"),
         "LANG": "C.UTF-8",
     }
     if "DASK_GKE_SANDBOX_DIR" in os.environ:
