@@ -469,7 +469,9 @@ def _lb_sample(bench: Bench, label: str, names: list[str]) -> dict:
             "timeout": 120,
             "kubeconfig": str(bench.kubeconfig),
         }
-        run, result = ansible_run.module("wait_for_lb_ip", module_args, bench.run_dir, label, 300)
+        run, result = ansible_run.module(
+            "dask_gke.core.wait_for_lb_ip", module_args, bench.run_dir, label, 300
+        )
         time.sleep(0.5)  # let the watcher take the last events
     finally:
         watcher.stop()
