@@ -17,15 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from sandbox.images.build import base_config
 from sandbox.node.relay import Relay, RelayHub
 from sandbox.pypi import INDEX_HOST, INDEX_PORT, host_port
 from sandbox.pypi.server import start, stop
 from tests.unit.images.harness import Containerd, NetworkNamespace
 from tests.unit.sandbox.conftest import free_port_base
+
+REPO = Path(__file__).resolve().parents[1]
 
 PIP_PROBE = (
     "import subprocess, sys, time; t = time.monotonic(); "
