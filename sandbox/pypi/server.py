@@ -20,8 +20,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sandbox.cli import PROXY_VARIABLES, alive, read_pid, stop_pid
+from sandbox.cli import PROXY_VARIABLES
 from sandbox.images.config import HOST_CA_BUNDLE, PYPI_INDEX, cache_root
+from sandbox.node.processes import alive, read_pid, stop_pid
 from sandbox.pypi import host_port
 
 PID_NAME = "pypi.pid"
@@ -197,7 +198,7 @@ def start(sandbox_dir: Path, port_base: int, directory: Path | None = None) -> i
             pid_file.unlink(missing_ok=True)
             raise PypiError(f"devpi-server exited with code {process.returncode}; see {log_path}")
         time.sleep(0.2)
-    stop_pid(process.pid)
+    stop_pid(process.pid, "devpi-server")
     pid_file.unlink(missing_ok=True)
     raise PypiError(
         f"devpi-server (pid {process.pid}) did not answer http://127.0.0.1:{port}/+api "
@@ -210,5 +211,5 @@ def stop(sandbox_dir: Path) -> None:
     pid_file = sandbox_dir / "pids" / PID_NAME
     pid = read_pid(pid_file)
     if pid:
-        stop_pid(pid)
+        stop_pid(pid, "devpi-server")
     pid_file.unlink(missing_ok=True)
