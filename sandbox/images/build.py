@@ -111,22 +111,31 @@ def _mounted_under(path: Path) -> list[str]:
     return mounts
 
 
+def _remove_work_dir(path: Path) -> None:
+    """Remove a build directory, unless something is still mounted under it (removing would
+    then reach into the mounted file system)."""
+    mounts = _mounted_under(path)
+    if mounts:
+        info(f"not removing {path}: still mounted there: {', '.join(mounts)}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class _WorkDir:
-    """A temporary build directory in the cache's file system, removed unless something is
-    still mounted under it (removing would then reach the mounted file system)."""
+    """A temporary build directory in the cache's file system. Entered with the build lock
+    held, so any other build directory is a killed builder's: those are removed first."""
 
     def __enter__(self) -> Path:
         parent = images_cache() / "tmp"
         parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob("build-*"):
+            info(f"removing {stale}, left by a builder that did not finish")
+            _remove_work_dir(stale)
         self.path = Path(tempfile.mkdtemp(prefix="build-", dir=parent))
         return self.path
 
     def __exit__(self, *exc_info) -> None:
-        mounts = _mounted_under(self.path)
-        if mounts:
-            info(f"not removing {self.path}: still mounted there: {', '.join(mounts)}")
-            return
-        shutil.rmtree(self.path, ignore_errors=True)
+        _remove_work_dir(self.path)
 
 
 def _wheel_set(version: str, work: Path) -> wheels.WheelSet:
