@@ -23,9 +23,9 @@ description:
   - On timeout, fails listing each Deployment still rolling out with what it
     waits for, its conditions and its recent Events, warnings first.
   - Read-only; never reports C(changed).
-version_added: "1.1.0"
+version_added: "1.0.0"
 author:
-  - dask-gke contributors
+  - dask-gke contributors (!UNKNOWN)
 requirements:
   - python >= 3.11
   - kubernetes >= 24.2.0
@@ -68,20 +68,21 @@ attributes:
     description: Nothing is changed, so there is no diff.
 seealso:
   - module: kubernetes.core.k8s_info
-  - module: wait_for_lb_ip
+  - module: dask_gke.core.wait_for_lb_ip
 """
 
 EXAMPLES = r"""
 - name: Wait for the Dask scheduler, workers and Jupyter to roll out
-  wait_for_rollout:
+  dask_gke.core.wait_for_rollout:
     namespace: dask
     names: [dask-scheduler, dask-worker, dask-jupyter]
     timeout: 600
-    kubeconfig: "{{ playbook_dir }}/../.sandbox/kubeconfig"
+    # The kubeconfig that the dask_gke.core.gke_cluster role writes.
+    kubeconfig: "{{ gke_cluster_kubeconfig_path }}"
   register: dask_rollout
 
 - name: Wait for every Deployment of a release
-  wait_for_rollout:
+  dask_gke.core.wait_for_rollout:
     namespace: dask
     label_selector: app.kubernetes.io/instance=dask
     timeout: 300
@@ -160,8 +161,12 @@ reconnects:
 
 import time
 
-from ansible.module_utils.k8s_client import K8sModule, NamespacedResource, dynamic_client
-from ansible.module_utils.k8s_watch import (
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
+    K8sModule,
+    NamespacedResource,
+    dynamic_client,
+)
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import (
     WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
     check_wait_params,
@@ -171,7 +176,10 @@ from ansible.module_utils.k8s_watch import (
     wait_argument_spec,
 )
 
-DONE, WAITING, FAILED = "done", "waiting", "failed"
+# One name per line: ansible-doc cannot read a tuple assignment at module level.
+DONE = "done"
+WAITING = "waiting"
+FAILED = "failed"
 
 
 def desired_replicas(deployment):

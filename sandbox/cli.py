@@ -15,13 +15,14 @@ import json
 import os
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from sandbox.emulator.ca import ensure_ca
+from sandbox.node.commands import NodeError
+from sandbox.node.processes import alive, read_pid, stop_pid
 from sandbox.pypi import host_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,6 @@ DEFAULT_PORT_BASE = 18080
 PROJECT = "dask-gke-sandbox"
 HEALTH_TIMEOUT = 30.0  # seconds for a started daemon to answer /healthz
 SHUTDOWN_TIMEOUT = 600.0  # seconds for the daemon to delete every cluster
-STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 EXIT_DOWN = 3
 PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
 
@@ -84,41 +84,12 @@ def write_private(path: Path, text: str) -> None:
 # ---- processes -----------------------------------------------------------
 
 
-def read_pid(pid_file: Path) -> int | None:
+def stop(pid: int, name: str) -> None:
+    """Stop one recorded process; a process that outlives SIGKILL is reported, not fatal."""
     try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) no longer counts as running.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def stop_pid(pid: int) -> None:
-    """SIGTERM, wait (bounded), then SIGKILL."""
-    if not alive(pid):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return
-        time.sleep(0.1)
-    info(f"pid {pid} still running {STOP_TIMEOUT:.0f} s after SIGTERM: sending SIGKILL")
-    os.kill(pid, signal.SIGKILL)
+        stop_pid(pid, name)
+    except NodeError as error:
+        info(str(error))
 
 
 # ---- up ------------------------------------------------------------------
@@ -293,6 +264,11 @@ def cmd_up(args) -> int:
             raise SandboxError(f"{admin_url()} answers but is not our daemon; stop it first")
         pid = start_daemon(sandbox, bin_dir, args.backend)
         info(f"daemon started (pid {pid}, backend {args.backend})")
+    # Whether pods run for real here (the daemon decided; docs/contracts.md).
+    disabled = (admin_call("GET", "/state") or {}).get("realNodeDisabled", "no answer")
+    env["SANDBOX_REAL_NODE"] = "false" if disabled else "true"
+    if disabled:
+        info(f"no real node: {disabled}; pods are KWOK fakes and nothing listens behind them")
     write_environment(sandbox, env)
     info(f"ready: source {sandbox / 'env'}")
     return 0
@@ -345,7 +321,7 @@ def cmd_down(args) -> int:
     for pid_file in sorted((sandbox / "pids").glob("*.pid")):
         pid = read_pid(pid_file)
         if pid:
-            stop_pid(pid)
+            stop(pid, pid_file.stem)
         pid_file.unlink(missing_ok=True)
     for name in ("env", "env.json"):
         (sandbox / name).unlink(missing_ok=True)

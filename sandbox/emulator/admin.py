@@ -102,6 +102,9 @@ class AdminHandler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         app: AdminApp = self.server.app
+        if urlsplit(self.path).path == "/real-node":
+            self._put_real_node(app)
+            return
         if urlsplit(self.path).path != "/faults":
             self._send(404, {"error": f"unknown admin path {self.path}"})
             return
@@ -133,13 +136,25 @@ class AdminHandler(BaseHTTPRequestHandler):
         self._send(200, {"deleted": deleted})
         threading.Thread(target=app.stop, name="shutdown", daemon=True).start()
 
+    def _put_real_node(self, app: AdminApp) -> None:
+        """{"enabled": false}: clusters created from now on get fake nodes only (scale tests)."""
+        data_plane = getattr(app.backend, "data_plane", None)
+        enabled = self._json_field("enabled")
+        if not isinstance(enabled, bool) or data_plane is None:
+            usage = 'PUT /real-node wants {"enabled": true|false} (kwok backend)'
+            self._send(400, {"error": usage})
+            return
+        try:
+            data_plane.enable_real_nodes(enabled)
+        except Exception as error:  # the machine cannot host one: say why
+            self._send(409, {"error": str(error)})
+            return
+        self._send(200, {"realNodeDisabled": data_plane.real_node_reason})
+
     def _post_images(self, app: AdminApp) -> None:
         """{"dask_version": "2026.8.0"}: build its images if needed, import into every node."""
         data_plane = getattr(app.backend, "data_plane", None)
-        try:
-            version = json.loads(self._body() or b"{}").get("dask_version")
-        except (ValueError, AttributeError):
-            version = None
+        version = self._json_field("dask_version")
         if not isinstance(version, str) or not version:
             self._send(400, {"error": 'POST /images wants {"dask_version": "<version>"}'})
             return
@@ -153,6 +168,13 @@ class AdminHandler(BaseHTTPRequestHandler):
             self._send(500, {"error": str(error)})
             return
         self._send(200, {"dask_versions": data_plane.dask_versions})
+
+    def _json_field(self, name: str):
+        """One field of the JSON object in the request body (None when absent or not JSON)."""
+        try:
+            return json.loads(self._body() or b"{}").get(name)
+        except (ValueError, AttributeError):
+            return None
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))

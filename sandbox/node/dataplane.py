@@ -31,7 +31,6 @@ from sandbox.node import cgroups, network
 from sandbox.node.commands import NodeError
 from sandbox.node.loadbalancer import Cloud, ForwardingRules, LoadBalancerController
 from sandbox.node.netplan import (
-    PACKAGE_INDEX_PORT,
     NodeNetwork,
     SlotOwner,
     all_slots,
@@ -49,11 +48,11 @@ from sandbox.node.runtime import (
     NodeRuntime,
     mounts_under,
 )
+from sandbox.pypi import INDEX_HOST, INDEX_PORT
 
 log = logging.getLogger(__name__)
 
 MODE_VARIABLE = "DASK_GKE_SANDBOX_REAL_NODE"  # auto (default), on, off
-INDEX_HOST = "pypi.dask-gke.internal"
 IMPORT_TIMEOUT = 600  # seconds for ctr to import one node's images
 
 
@@ -126,7 +125,7 @@ class RealNode:
                 hub.listen(
                     Relay(
                         name=f"{self.net.netns} package index",
-                        listen=(self.net.gateway_ip, PACKAGE_INDEX_PORT),
+                        listen=(self.net.gateway_ip, INDEX_PORT),
                         target=lambda: ("127.0.0.1", self.plane.index_port),
                         netns_path=self.net.netns_path,
                     )
@@ -210,10 +209,10 @@ def remove_leftover_nodes(
 
 
 class ClusterPlane:
-    def __init__(self, files: ClusterFiles, controller: LoadBalancerController):
+    def __init__(self, files: ClusterFiles, node: RealNode | None):
         self.files = files
-        self.controller = controller
-        self.node: RealNode | None = None
+        self.node = node
+        self.controller: LoadBalancerController | None = None
 
 
 class DataPlane:
@@ -238,6 +237,16 @@ class DataPlane:
         self._images_lock = threading.Lock()
         self._clusters: dict[str, ClusterPlane] = {}
         self._lock = threading.Lock()
+
+    def enable_real_nodes(self, enabled: bool) -> None:
+        """Switch real nodes on or off for clusters created from now on."""
+        if not enabled:
+            self.real_node_reason = "switched off (PUT /real-node)"
+            return
+        reason = real_node_capability(self.bin_dir)
+        if reason:
+            raise NodeError(f"this machine cannot host a real node: {reason}")
+        self.real_node_reason = None
 
     # ------------------------------------------------------------ images
 
@@ -279,17 +288,8 @@ class DataPlane:
             return list(self._clusters.values())
 
     def cluster_created(self, files: ClusterFiles, api_client_factory) -> None:
-        """Start the cluster's load balancer, and its real node (not yet a Node)."""
-        plane = ClusterPlane(files, None)
-        plane.controller = LoadBalancerController(
-            files.cluster_id,
-            api_client_factory,
-            self.cloud,
-            lambda: plane.node.net.node_ip if plane.node and plane.node.pool else None,
-        )
-        plane.controller.start()
-        with self._lock:
-            self._clusters[files.cluster_id] = plane
+        """Start the cluster's real node (not yet a Node), then its load balancer."""
+        node = None
         if self.real_node_reason is None:
             net = allocate_slot(SlotOwner(str(self.sandbox_dir), files.cluster_id, os.getpid()))
             record_slot(self.sandbox_dir, net.slot)
@@ -299,7 +299,19 @@ class DataPlane:
             except Exception:
                 node.destroy()
                 raise
-            plane.node = node
+        plane = ClusterPlane(files, node)
+        plane.controller = LoadBalancerController(
+            files.cluster_id,
+            api_client_factory,
+            self.cloud,
+            forward=(lambda fwds: network.apply_load_balancer_rules(node.net, fwds))
+            if node
+            else None,
+            address_block=node.net.slot if node else 0,
+        )
+        plane.controller.start()
+        with self._lock:
+            self._clusters[files.cluster_id] = plane
 
     def _node(self, cluster_id: str) -> RealNode | None:
         with self._lock:

@@ -2,13 +2,15 @@
 
 For every Service of type LoadBalancer in a cluster it:
 - adds GKE's finalizer `service.kubernetes.io/load-balancer-cleanup` first,
-- opens a listener per Service port on a 127/8 address of its own (the
-  "forwarding rule"), which forwards to that port's NodePort on the real node,
-  as GCP's network load balancer forwards to the nodes, and admits only client
-  addresses inside `spec.loadBalancerSourceRanges` (everyone when empty),
+- gives it a 127/8 address of its own (the "forwarding rule") whose Service
+  ports the kernel forwards to their NodePorts on the real node (nftables
+  DNAT, network.py), a pass-through as GCP's network load balancer is: a
+  NodePort that refuses refuses the client's own connect(), and client
+  addresses outside `spec.loadBalancerSourceRanges` are refused (everyone
+  is admitted when the list is empty),
 - reports the address in `status.loadBalancer.ingress` after a delay.
 When the Service stops being a LoadBalancer (deleted, or its type changed) it
-closes the listeners, waits the cleanup delay, forgets the forwarding rule
+removes the forwarding, waits the cleanup delay, forgets the forwarding rule
 and only then removes the finalizer and the status.
 
 The forwarding rules are recorded per cluster (ForwardingRules); a cluster
@@ -35,7 +37,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from sandbox.node.commands import NodeError
-from sandbox.node.relay import Relay, RelayHub, source_ranges_check
+from sandbox.node.relay import RelayHub
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +113,26 @@ class ForwardingRules:
         }
 
 
-def candidate_addresses(uid: str):
-    """127.<1-254>.<1-254>.<1-254> addresses derived from the Service UID, stable per Service."""
+def candidate_addresses(uid: str, block: int):
+    """127.<block>.<1-254>.<1-254> addresses derived from the Service UID, stable per Service.
+
+    block is the real node's slot, unique on the machine, so two clusters never
+    share an address; 0 for a cluster without a real node (nothing is forwarded).
+    """
     for attempt in range(ADDRESS_ATTEMPTS):
         digest = hashlib.sha256(f"{uid}/{attempt}".encode()).digest()
         yield str(
-            ipaddress.IPv4Address(
-                bytes([127, 1 + digest[0] % 254, 1 + digest[1] % 254, 1 + digest[2] % 254])
-            )
+            ipaddress.IPv4Address(bytes([127, block, 1 + digest[0] % 254, 1 + digest[1] % 254]))
         )
+
+
+@dataclass
+class Forwarding:
+    """What the kernel is told for one Service: its address, its ports' NodePorts, its ranges."""
+
+    ip: str
+    node_ports: dict[int, int]  # Service port -> NodePort on the real node
+    source_ranges: list[str]
 
 
 @dataclass(eq=False)
@@ -127,14 +140,13 @@ class _Balancer:
     """The live part of one Service's load balancer."""
 
     rule: ForwardingRule
-    relays: list[Relay]
-    ranges: dict = field(default_factory=dict)  # {"allow": callable}, swapped on range changes
+    forwarding: Forwarding
     ready_at: float = 0.0  # monotonic time the status may show the address
 
 
 @dataclass
 class Cloud:
-    """What every cluster's load balancer shares: the relay loop, the rules, the fault knobs."""
+    """What every cluster shares: the relay loop, the forwarding rules, the fault knobs."""
 
     hub: RelayHub
     rules: ForwardingRules
@@ -149,14 +161,17 @@ class LoadBalancerController:
         cluster: str,
         api_client_factory: Callable[[], client.ApiClient],
         cloud: Cloud,
-        node_address: Callable[[], str | None],
+        forward: Callable[[list[Forwarding]], None] | None = None,
+        address_block: int = 0,
     ):
         self.cluster = cluster
         self._api_factory = api_client_factory
-        self._hub = cloud.hub
         self._rules = cloud.rules
         self.settings = cloud.settings
-        self._node_address = node_address
+        # forward(all of the cluster's forwardings): programs the kernel (the real
+        # node's network); None when the cluster has no real node to forward to.
+        self._forward = forward
+        self._address_block = address_block
         self._services: dict[str, dict] = {}  # key -> latest object from the watch
         self._balancers: dict[str, _Balancer] = {}
         # key -> (monotonic time to release the Service, its forwarding rule's name)
@@ -176,16 +191,13 @@ class LoadBalancerController:
             thread.start()
 
     def stop(self) -> None:
-        """Stop watching and close every listener (the cluster is going away)."""
+        """Stop watching (the cluster is going away; its forwarding goes with its node)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
         # The worker wakes at once; the watch thread may sit in a read until the
         # API server goes (it checks the flag before acting on anything).
         self._threads[1].join(timeout=RETRY_SECONDS + 5)
-        for balancer in list(self._balancers.values()):
-            for relay in balancer.relays:
-                self._hub.close(relay)
         self._balancers.clear()
 
     def resync(self) -> None:
@@ -296,19 +308,15 @@ class LoadBalancerController:
             return None  # fault: the cloud never assigns an address
         ranges = list(obj["spec"].get("loadBalancerSourceRanges") or [])
         ports = [p for p in obj["spec"].get("ports") or [] if p.get("protocol", "TCP") == "TCP"]
-        balancer = self._balancers.get(key)
-        port_numbers = sorted(p["port"] for p in ports)
-        if balancer and sorted(balancer.rule.ports) != port_numbers:
-            self._close(key)
-            balancer = None
-        if balancer is None:
-            balancer = self._open(key, obj, ports, ranges)
-        elif balancer.rule.source_ranges != ranges:
-            balancer.ranges["allow"] = source_ranges_check(ranges)
+        node_ports = {p["port"]: p["nodePort"] for p in ports if p.get("nodePort")}
+        balancer = self._balancers.get(key) or self._open(key, obj)
+        wanted = Forwarding(balancer.forwarding.ip, node_ports, ranges)
+        if wanted != balancer.forwarding:  # new, or ports, NodePorts or ranges changed
+            balancer.forwarding = wanted
+            balancer.rule.ports = sorted(node_ports)
             balancer.rule.source_ranges = ranges
             self._rules.put(balancer.rule)
-        # NodePorts may change (the Service was edited): forward to the current ones.
-        balancer.ranges["node_ports"] = {p["port"]: p.get("nodePort") for p in ports}
+            self._program()
         remaining = balancer.ready_at - time.monotonic()
         if remaining > 0:
             return remaining
@@ -325,60 +333,37 @@ class LoadBalancerController:
             )
         return None
 
-    def _open(self, key: str, obj: dict, ports: list[dict], ranges: list[str]) -> _Balancer:
+    def _open(self, key: str, obj: dict) -> _Balancer:
         uid = obj["metadata"]["uid"]
-        state: dict = {"allow": source_ranges_check(ranges), "node_ports": {}}
-        last_error = None
-        for address in candidate_addresses(uid):
-            relays = []
-            try:
-                for port in ports:
-                    relays.append(
-                        self._hub.listen(
-                            Relay(
-                                name=f"lb {key}:{port['port']} ({address})",
-                                listen=(address, port["port"]),
-                                target=self._target(state, port["port"]),
-                                allow=lambda peer, state=state: state["allow"](peer),
-                            )
-                        )
-                    )
-            except NodeError as error:  # address taken (another sandbox): next one
-                last_error = error
-                for relay in relays:
-                    self._hub.close(relay)
-                continue
-            rule = ForwardingRule(
-                name="a" + uid.replace("-", "")[:31],
-                cluster=self.cluster,
-                service=key,
-                ip=address,
-                ports=sorted(p["port"] for p in ports),
-                source_ranges=ranges,
-            )
-            self._rules.put(rule)
-            delay = self.settings.delay_ms / 1000
-            balancer = _Balancer(rule, relays, state, time.monotonic() + delay)
-            self._balancers[key] = balancer
-            log.info("lb %s: %s -> %s %s", self.cluster, key, address, rule.ports)
-            return balancer
-        raise NodeError(
-            f"no free 127/8 address for {key} after {ADDRESS_ATTEMPTS} tries: {last_error}"
+        taken = {b.forwarding.ip for b in self._balancers.values()}
+        address = next(
+            (a for a in candidate_addresses(uid, self._address_block) if a not in taken), None
         )
+        if address is None:
+            raise NodeError(f"no free 127/8 address for {key} after {ADDRESS_ATTEMPTS} tries")
+        rule = ForwardingRule(
+            name="a" + uid.replace("-", "")[:31],
+            cluster=self.cluster,
+            service=key,
+            ip=address,
+            ports=[],
+            source_ranges=[],
+        )
+        balancer = _Balancer(
+            rule, Forwarding(address, {}, []), time.monotonic() + self.settings.delay_ms / 1000
+        )
+        self._balancers[key] = balancer
+        log.info("lb %s: %s gets %s", self.cluster, key, address)
+        return balancer
 
-    def _target(self, state: dict, port: int) -> Callable[[], tuple[str, int] | None]:
-        def target() -> tuple[str, int] | None:
-            node = self._node_address()
-            node_port = state["node_ports"].get(port)
-            return (node, node_port) if node and node_port else None
-
-        return target
+    def _program(self) -> None:
+        """Tell the kernel every forwarding of the cluster (one atomic nft transaction)."""
+        if self._forward is not None:
+            self._forward([b.forwarding for b in self._balancers.values()])
 
     def _close(self, key: str) -> None:
-        balancer = self._balancers.pop(key, None)
-        if balancer:
-            for relay in balancer.relays:
-                self._hub.close(relay)
+        if self._balancers.pop(key, None) is not None:
+            self._program()
 
     def _release(self, core, key: str, obj: dict | None) -> float | None:
         """Listeners first, then (after the cleanup delay) the rule, status and finalizer."""
@@ -409,6 +394,9 @@ class LoadBalancerController:
 
     def balancers(self) -> dict[str, ForwardingRule]:
         return {key: b.rule for key, b in self._balancers.items()}
+
+    def forwardings(self) -> list[Forwarding]:
+        return [b.forwarding for b in self._balancers.values()]
 
 
 def _set_finalizers(core: client.CoreV1Api, obj: dict, finalizers: list[str]) -> None:

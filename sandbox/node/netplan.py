@@ -27,13 +27,14 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sandbox.node.processes import alive
+
 REGISTRY_DIR = Path(os.environ.get("DASK_GKE_NODE_REGISTRY", "/run/dask-gke/slots"))
 FIRST_SLOT, LAST_SLOT = 1, 254
 POD_RANGE = ipaddress.ip_network("198.18.0.0/16")
 LINK_RANGE = ipaddress.ip_network("198.19.0.0/16")
 # kube-apiserver's default --service-cluster-ip-range (kwokctl sets none).
 SERVICE_CIDR = ipaddress.ip_network("10.0.0.0/24")
-PACKAGE_INDEX_PORT = 3141  # where pods reach the package index (sandbox.pypi)
 
 
 class SlotsExhausted(RuntimeError):
@@ -123,23 +124,17 @@ def _registry_lock(registry: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _stale(path: Path) -> bool:
     """A slot whose owner died and whose namespace is gone (a crashed run, already cleaned)."""
     try:
         owner = SlotOwner(**json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return True
-    return not _pid_alive(owner.pid) and not NodeNetwork(int(path.name)).netns_path.exists()
+    return not alive(owner.pid) and not netns_exists(int(path.name))
+
+
+def netns_exists(slot: int) -> bool:
+    return NodeNetwork(slot).netns_path.exists()
 
 
 def allocate_slot(owner: SlotOwner, registry: Path = REGISTRY_DIR) -> NodeNetwork:

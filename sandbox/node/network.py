@@ -8,6 +8,11 @@ on both sides:
 - host, table inet dask_gke_<slot>: the namespace may answer what the host
   opened (kube-apiserver to the kubelet, the load balancer to a NodePort) and
   nothing else; nothing is forwarded through the host to or from the veth.
+  The same table holds the cloud load balancer of the node's cluster: a
+  connection from the host to a LoadBalancer address (127.<slot>.x.y) is
+  refused when its source is outside the Service's ranges, else DNATed to
+  the NodePort and masqueraded to the veth's address (the kernel lets a
+  loopback source leave only through an interface with route_localnet).
 - namespace, table inet dask_gke_node: pods reach only cluster DNS and the
   package index on the gateway; nothing from a pod goes out of eth0 unless it
   answers a connection the host opened.
@@ -22,7 +27,8 @@ import logging
 from pathlib import Path
 
 from sandbox.node.commands import NodeError, in_netns, run
-from sandbox.node.netplan import PACKAGE_INDEX_PORT, NodeNetwork
+from sandbox.node.netplan import NodeNetwork
+from sandbox.pypi import INDEX_PORT
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +55,37 @@ table inet {net.host_table} {{
     iifname "{net.host_veth}" counter drop
     oifname "{net.host_veth}" counter drop
   }}
+  chain lb_guard {{
+    type filter hook output priority -150; policy accept;
+  }}
+  chain lb_dnat {{
+    type nat hook output priority -100; policy accept;
+  }}
+  chain lb_snat {{
+    type nat hook postrouting priority 100; policy accept;
+    oifname "{net.host_veth}" ip saddr 127.0.0.0/8 masquerade
+  }}
 }}
 """
+
+
+def load_balancer_rules(net: NodeNetwork, forwardings) -> str:
+    """One nft transaction replacing the cluster's load-balancer rules (Forwarding objects)."""
+    table = f"inet {net.host_table}"
+    lines = [f"flush chain {table} lb_guard", f"flush chain {table} lb_dnat"]
+    for forwarding in sorted(forwardings, key=lambda f: f.ip):
+        ipv4 = [r for r in forwarding.source_ranges if ":" not in r]
+        for port, node_port in sorted(forwarding.node_ports.items()):
+            match = f"ip daddr {forwarding.ip} tcp dport {port}"
+            if forwarding.source_ranges:  # only IPv6 ranges: no IPv4 client is admitted
+                allowed = f" ip saddr != {{ {', '.join(ipv4)} }}" if ipv4 else ""
+                lines.append(f"add rule {table} lb_guard {match}{allowed} reject with tcp reset")
+            lines.append(f"add rule {table} lb_dnat {match} dnat ip to {net.node_ip}:{node_port}")
+    return "\n".join(lines) + "\n"
+
+
+def apply_load_balancer_rules(net: NodeNetwork, forwardings) -> None:
+    run(["nft", "-f", "-"], stdin=load_balancer_rules(net, forwardings))
 
 
 def namespace_rules(net: NodeNetwork) -> str:
@@ -60,7 +95,7 @@ table inet {net.node_table} {{
     type filter hook input priority filter; policy accept;
     iifname "{net.bridge}" ct state established,related accept
     iifname "{net.bridge}" ip daddr {net.gateway_ip} udp dport 53 accept
-    iifname "{net.bridge}" ip daddr {net.gateway_ip} tcp dport {{ 53, {PACKAGE_INDEX_PORT} }} accept
+    iifname "{net.bridge}" ip daddr {net.gateway_ip} tcp dport {{ 53, {INDEX_PORT} }} accept
     iifname "{net.bridge}" counter drop
   }}
   chain forward {{
@@ -96,6 +131,9 @@ def create(net: NodeNetwork) -> None:
             run(argv)
         for key, value in NAMESPACE_SYSCTLS.items():
             run(in_netns(ns, ["sysctl", "-q", "-w", f"{key}={value}"]))
+        # The load balancer's loopback-sourced connections leave through the veth
+        # (masqueraded there); this interface's setting only, gone with it.
+        run(["sysctl", "-q", "-w", f"net.ipv4.conf.{net.host_veth}.route_localnet=1"])
         run(["nft", "-f", "-"], stdin=host_rules(net))
         run(in_netns(ns, ["nft", "-f", "-"]), stdin=namespace_rules(net))
     except NodeError:

@@ -1,22 +1,19 @@
 """TCP relays of the sandbox daemon, on one asyncio loop thread.
 
 A relay listens on an address and copies bytes to a target address. Its
-listening socket can be made inside a node's network namespace while the
-daemon connects out from the host: that is how processes and pods in the
-namespace reach the host's loopback-only services (the cluster's API server,
-the package index) without any route or listener on the host side. The
-cloud load balancer's listeners are relays the other way round: on a 127/8
-address of the host, to the node's NodePort, with a source-address check.
+listening socket is made inside a node's network namespace while the daemon
+connects out from the host: that is how processes and pods in the namespace
+reach the host's loopback-only services (the cluster's API server, the
+package index) without any route or listener on the host side.
 
-A connection a relay refuses (source outside the allowed ranges, target
-unreachable) is reset, so the client sees it at once.
+A connection whose target cannot be reached is reset, so the client sees it
+at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import socket
@@ -92,7 +89,6 @@ class Relay:
     name: str
     listen: tuple[str, int]
     target: Callable[[], tuple[str, int] | None]  # None: nothing to forward to (refuse)
-    allow: Callable[[str], bool] | None = None
     netns_path: Path | None = None
     connections: int = 0  # accepted and forwarded, for tests and logs
     refused: int = 0
@@ -101,11 +97,6 @@ class Relay:
 
     async def _handle(self, reader, writer) -> None:
         peer = writer.get_extra_info("peername")[0]
-        if self.allow is not None and not self.allow(peer):
-            self.refused += 1
-            log.info("relay %s: refused %s (source range)", self.name, peer)
-            _reset(writer)
-            return
         target = self.target()
         try:
             if target is None:
@@ -127,9 +118,6 @@ class Relay:
             self._open.discard(pair)
             for end in pair:
                 end.close()
-            for end in pair:
-                with contextlib.suppress(OSError):
-                    await end.wait_closed()
 
 
 class RelayHub:
@@ -164,16 +152,19 @@ class RelayHub:
         return relay
 
     def close(self, relay: Relay) -> None:
-        """Stop listening and drop the relay's open connections (as a deleted LB does)."""
+        """Stop listening and drop the relay's open connections."""
 
         async def stop():
             if relay._server is not None:
                 relay._server.close()
+            # abort(), not close(): close() waits to flush what a slow peer has not
+            # read yet, and Server.wait_closed() waits for every connection.
             for pair in list(relay._open):
                 for end in pair:
-                    end.close()
+                    end.transport.abort()
             if relay._server is not None:
-                await relay._server.wait_closed()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(relay._server.wait_closed(), CALL_TIMEOUT / 2)
 
         with self._lock:
             if relay not in self._relays:
@@ -192,11 +183,3 @@ class RelayHub:
                 self.close(relay)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=CALL_TIMEOUT)
-
-
-def source_ranges_check(ranges: list[str]) -> Callable[[str], bool]:
-    """allow() for loadBalancerSourceRanges: no ranges means everyone, as on GKE."""
-    networks = [ipaddress.ip_network(r, strict=False) for r in ranges]
-    if not networks:
-        return lambda _peer: True
-    return lambda peer: any(ipaddress.ip_address(peer) in n for n in networks)

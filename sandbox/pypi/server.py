@@ -167,6 +167,11 @@ def start(sandbox_dir: Path, port_base: int, directory: Path | None = None) -> i
         str(port),
         "--restrict-modify",
         "root",
+        # One request at a time: with the default 50 threads, pods asking for the
+        # same not-yet-cached project at once got 404 "The project s3fs does not
+        # exist" (devpi-server 6.20.3, seen with 5 pods), and their pip failed.
+        "--threads",
+        "1",
         "--mirror-cache-expiry",
         str(MIRROR_CACHE_EXPIRY),
     ]

@@ -29,10 +29,15 @@ if [[ "${1:-}" == "--print" ]]; then
   exit 0
 fi
 
-missing=()
-for b in "${binaries[@]}"; do
-  [[ -x "${bin_dir}/${b}" ]] || missing+=("${b}")
-done
+find_missing() {  # fills missing=() with the binaries not in the cache yet
+  local b
+  missing=()
+  for b in "${binaries[@]}"; do
+    [[ -x "${bin_dir}/${b}" ]] || missing+=("${b}")
+  done
+}
+
+find_missing
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "tools: cache warm (${bin_dir})" >&2
   echo "${bin_dir}"
@@ -46,10 +51,7 @@ if ! flock -n 9; then
   echo "tools: another build holds ${cache_root}/.build.lock; waiting for it" >&2
   flock 9
 fi
-missing=()
-for b in "${binaries[@]}"; do
-  [[ -x "${bin_dir}/${b}" ]] || missing+=("${b}")
-done
+find_missing
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "tools: built meanwhile by another build (${bin_dir})" >&2
   echo "${bin_dir}"

@@ -10,11 +10,28 @@ from tests.integration import harness
 UPGRADE_TIMEOUT = 600  # seconds
 
 
+def release_deployments(kubeconfig, namespace, release) -> dict[str, client.V1Deployment]:
+    items = (
+        client.AppsV1Api(harness.kube_client(kubeconfig))
+        .list_namespaced_deployment(namespace, label_selector=f"release={release}")
+        .items
+    )
+    return {d.metadata.labels.get("component"): d for d in items}
+
+
+def pip_packages(deployment: client.V1Deployment) -> list[str]:
+    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env or []}
+    return sorted(env.get("EXTRA_PIP_PACKAGES", "").split())
+
+
 @pytest.fixture(scope="module")
-def new_packages(settings) -> list[str]:
-    deployed = settings["dask_chart_extra_pip_packages"]
-    packages = [*deployed, "xarray"]
-    assert packages != deployed
+def new_packages(settings, kubeconfig, namespace, release) -> list[str]:
+    packages = [*settings["dask_chart_extra_pip_packages"], "xarray"]
+    # Read before the upgrade: what runs must differ, or test_new_packages_live proves nothing.
+    deployed = release_deployments(kubeconfig, namespace, release)
+    live = {component: pip_packages(d) for component, d in deployed.items()}
+    assert set(live) == {"scheduler", "worker", "jupyter"}, live
+    assert all(found != sorted(packages) for found in live.values()), live
     return packages
 
 
@@ -52,12 +69,7 @@ def upgrade(admin, revision, new_packages):
 
 @pytest.fixture(scope="module")
 def deployments(upgrade, kubeconfig, namespace, release) -> dict[str, client.V1Deployment]:
-    items = (
-        client.AppsV1Api(harness.kube_client(kubeconfig))
-        .list_namespaced_deployment(namespace, label_selector=f"release={release}")
-        .items
-    )
-    return {d.metadata.labels.get("component"): d for d in items}
+    return release_deployments(kubeconfig, namespace, release)
 
 
 def test_upgrade_run_succeeds(upgrade):
@@ -79,8 +91,7 @@ def test_revision_up_by_exactly_one(upgrade, revision):
 @pytest.mark.parametrize("component", ["scheduler", "worker", "jupyter"])
 def test_new_packages_live(deployments, component, new_packages):
     deployment = deployments[component]
-    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env or []}
-    assert sorted(env.get("EXTRA_PIP_PACKAGES", "").split()) == sorted(new_packages)
+    assert pip_packages(deployment) == sorted(new_packages)
     status = deployment.status
     assert status.observed_generation >= deployment.metadata.generation
     assert status.updated_replicas == deployment.spec.replicas, "rollout not finished"

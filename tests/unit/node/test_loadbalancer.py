@@ -1,22 +1,21 @@
 """The sandbox's cloud load balancer (sandbox/node/loadbalancer.py), one Service at a time.
 
-_reconcile is driven directly with Service objects and a recording stand-in for
-CoreV1Api; the listeners are real relays on loopback, forwarding to a local
-echo server that plays the node's NodePort.
+_reconcile is driven directly with Service objects, a recording stand-in for
+CoreV1Api and a recording forward() (the kernel's side is network.py's, tested
+as rendered rules here and for real in test_real_node_e2e.py).
 """
 
 import copy
 import json
-import socket
-import socketserver
-import threading
 import time
 
 import pytest
 
+from sandbox.node import loadbalancer
 from sandbox.node.loadbalancer import (
     FINALIZER,
     Cloud,
+    Forwarding,
     ForwardingRule,
     ForwardingRules,
     LoadBalancerController,
@@ -25,14 +24,12 @@ from sandbox.node.loadbalancer import (
 )
 from sandbox.node.relay import RelayHub
 
-
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        self.request.sendall(b"node:" + self.request.recv(64))
+KEY = "dask/dask-scheduler"
+UID = "0f0e0d0c-0b0a-0908-0706-050403020100"
 
 
 class RecordingCore:
-    """Records patches; applies metadata patches to the object it was given."""
+    """Records the patches the controller sends."""
 
     def __init__(self):
         self.patches: list[tuple[str, dict, str | None]] = []
@@ -45,134 +42,131 @@ class RecordingCore:
 
 
 @pytest.fixture
-def node():
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
 def cloud(tmp_path):
     hub = RelayHub()
-    yield Cloud(
-        hub, ForwardingRules(tmp_path / "rules.json"), Settings(delay_ms=200, cleanup_delay_ms=300)
-    )
+    settings = Settings(delay_ms=200, cleanup_delay_ms=300)
+    yield Cloud(hub, ForwardingRules(tmp_path / "rules.json"), settings)
     hub.stop()
 
 
 @pytest.fixture
-def controller(cloud, node):
-    lb = LoadBalancerController(
-        "p.z.c", api_client_factory=None, cloud=cloud, node_address=lambda: node[0]
+def programmed():
+    """Every list of forwardings the controller handed to the kernel, in order."""
+    return []
+
+
+@pytest.fixture
+def controller(cloud, programmed):
+    return LoadBalancerController(
+        "p.z.c", api_client_factory=None, cloud=cloud, forward=programmed.append, address_block=7
     )
-    yield lb
-    for key in list(lb.balancers()):
-        lb._close(key)
 
 
-def service(node_port: int, finalizers=(), ranges=None, uid="0f0e0d0c-0b0a-0908-0706-050403020100"):
+def service(finalizers=(), ranges=None, node_port=31000) -> dict:
     return {
         "metadata": {
             "name": "dask-scheduler",
             "namespace": "dask",
-            "uid": uid,
+            "uid": UID,
             "resourceVersion": "7",
             "finalizers": list(finalizers),
         },
         "spec": {
             "type": "LoadBalancer",
-            "ports": [{"port": 8786, "nodePort": node_port, "protocol": "TCP"}],
+            "ports": [
+                {"port": 8786, "nodePort": node_port, "protocol": "TCP"},
+                {"port": 80, "nodePort": node_port + 1, "protocol": "TCP"},
+            ],
             "loadBalancerSourceRanges": ranges or [],
         },
         "status": {"loadBalancer": {}},
     }
 
 
-def talk(ip: str, port: int, source="127.0.0.1") -> bytes:
-    with socket.create_connection((ip, port), timeout=5, source_address=(source, 0)) as conn:
-        conn.sendall(b"ping")
-        return conn.recv(64)
-
-
-KEY = "dask/dask-scheduler"
-
-
-def test_the_finalizer_comes_before_any_listener(controller, node):
+def test_the_finalizer_comes_before_any_forwarding(controller, programmed):
     core = RecordingCore()
-    obj = service(node[1])
-    assert controller._reconcile(core, KEY, obj) is None
+    assert controller._reconcile(core, KEY, service()) is None
     ((kind, body, content_type),) = core.patches
     assert kind == "service" and content_type == "application/merge-patch+json"
     assert body["metadata"] == {"finalizers": [FINALIZER], "resourceVersion": "7"}
-    assert controller.balancers() == {}
+    assert programmed == [] and controller.balancers() == {}
 
 
-def test_an_address_is_reported_only_after_the_delay_and_then_carries_traffic(controller, node):
+def test_forwarding_first_then_the_address_after_the_delay(controller, programmed):
     core = RecordingCore()
-    obj = service(node[1], finalizers=[FINALIZER])
+    obj = service(finalizers=[FINALIZER], ranges=["127.0.0.1/32"])
     wait = controller._reconcile(core, KEY, obj)
     assert 0 < wait <= 0.2
-    assert core.patches == []  # no status yet: the listener exists, the IP is not announced
-    rule = controller.balancers()[KEY]
-    assert talk(rule.ip, 8786) == b"node:ping"  # forwards to the NodePort
+    assert core.patches == []  # forwarding is programmed, the IP not announced yet
+    ip = next(candidate_addresses(UID, 7))
+    assert ip.startswith("127.7.")  # the real node's slot: no other cluster has it
+    assert programmed == [[Forwarding(ip, {8786: 31000, 80: 31001}, ["127.0.0.1/32"])]]
     time.sleep(wait)
     assert controller._reconcile(core, KEY, obj) is None
     ((kind, body, _),) = core.patches
     assert kind == "status"
-    assert body["status"]["loadBalancer"]["ingress"] == [{"ip": rule.ip, "ipMode": "VIP"}]
-    assert rule.ip == next(candidate_addresses(obj["metadata"]["uid"]))
+    assert body["status"]["loadBalancer"]["ingress"] == [{"ip": ip, "ipMode": "VIP"}]
+    assert len(programmed) == 1  # unchanged Service: the kernel is not told again
 
 
-def test_source_ranges_are_enforced_and_follow_changes(controller, node):
+def test_changed_ranges_or_node_ports_reprogram_the_same_address(controller, programmed, cloud):
     core = RecordingCore()
-    obj = service(node[1], finalizers=[FINALIZER], ranges=["127.0.0.1/32"])
+    obj = service(finalizers=[FINALIZER], ranges=["127.0.0.1/32"])
     controller._reconcile(core, KEY, obj)
-    ip = controller.balancers()[KEY].ip
-    assert talk(ip, 8786, source="127.0.0.1") == b"node:ping"
-    with pytest.raises(ConnectionResetError):
-        talk(ip, 8786, source="127.0.0.2")
     changed = copy.deepcopy(obj)
     changed["spec"]["loadBalancerSourceRanges"] = ["127.0.0.2/32"]
+    changed["spec"]["ports"][0]["nodePort"] = 32000
     controller._reconcile(core, KEY, changed)
-    assert controller.balancers()[KEY].ip == ip  # same forwarding rule, new firewall
-    assert talk(ip, 8786, source="127.0.0.2") == b"node:ping"
-    with pytest.raises(ConnectionResetError):
-        talk(ip, 8786, source="127.0.0.1")
-    rules = json.loads((controller._rules._path).read_text())["forwardingRules"]
-    assert [r["source_ranges"] for r in rules] == [["127.0.0.2/32"]]
+    (first,), (second,) = programmed
+    assert second.ip == first.ip
+    assert second.source_ranges == ["127.0.0.2/32"]
+    assert second.node_ports == {8786: 32000, 80: 31001}
+    rules = cloud.rules.snapshot()["forwardingRules"]
+    assert [(r["source_ranges"], r["ports"]) for r in rules] == [(["127.0.0.2/32"], [80, 8786])]
 
 
-def test_release_closes_first_and_drops_the_finalizer_after_the_cleanup_delay(
-    controller, node, cloud
+def test_release_removes_forwarding_first_and_the_finalizer_after_the_delay(
+    controller, programmed, cloud
 ):
     core = RecordingCore()
-    obj = service(node[1], finalizers=[FINALIZER])
+    obj = service(finalizers=[FINALIZER])
     controller._reconcile(core, KEY, obj)
-    ip = controller.balancers()[KEY].ip
+    (forwarding,) = programmed[-1]
+    ip = forwarding.ip
     deleted = copy.deepcopy(obj)
     deleted["metadata"]["deletionTimestamp"] = "2026-12-01T00:00:00Z"
     wait = controller._reconcile(core, KEY, deleted)
     assert 0 < wait <= 0.3
-    with pytest.raises(ConnectionRefusedError):
-        talk(ip, 8786)  # the listener is gone at once
+    assert programmed[-1] == []  # the forwarding is gone at once
     assert [r["ip"] for r in cloud.rules.snapshot()["forwardingRules"]] == [ip]
     assert core.patches == []  # neither status nor finalizer touched yet
     time.sleep(wait)
-    core.patches.clear()
     assert controller._reconcile(core, KEY, deleted) is None
     assert cloud.rules.snapshot()["forwardingRules"] == []
     ((kind, body, _),) = core.patches
     assert kind == "service" and body["metadata"]["finalizers"] == []
 
 
-def test_no_address_while_the_cloud_assigns_none(controller, node, cloud):
+def test_no_address_while_the_cloud_assigns_none(controller, programmed, cloud):
     cloud.settings.assign = False
     core = RecordingCore()
-    assert controller._reconcile(core, KEY, service(node[1], finalizers=[FINALIZER])) is None
-    assert core.patches == [] and controller.balancers() == {}
+    assert controller._reconcile(core, KEY, service(finalizers=[FINALIZER])) is None
+    assert core.patches == [] and programmed == [] and controller.balancers() == {}
+
+
+def test_two_services_never_share_an_address(controller, monkeypatch):
+    # Both UIDs' first choice is the same address: the second Service takes its next one.
+    monkeypatch.setattr(
+        loadbalancer, "candidate_addresses", lambda uid, block: iter(["127.7.0.1", "127.7.0.2"])
+    )
+    first = service(finalizers=[FINALIZER])
+    other = copy.deepcopy(first)
+    other["metadata"]["name"] = "dask-jupyter"
+    other["metadata"]["uid"] = "another-uid"
+    controller._reconcile(RecordingCore(), KEY, first)
+    controller._reconcile(RecordingCore(), "dask/dask-jupyter", other)
+    addresses = {key: rule.ip for key, rule in controller.balancers().items()}
+    assert addresses == {KEY: "127.7.0.1", "dask/dask-jupyter": "127.7.0.2"}
 
 
 def test_rules_of_a_deleted_cluster_are_leaks(tmp_path):

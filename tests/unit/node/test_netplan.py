@@ -23,13 +23,23 @@ def test_slots_are_taken_lowest_first_and_never_twice(tmp_path):
     assert netplan.allocate_slot(owner(tmp_path, "p.z.c"), registry).slot == 1
 
 
-def test_a_dead_owner_without_namespace_gives_its_slot_back(tmp_path):
+def test_a_dead_owner_without_namespace_gives_its_slot_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(netplan, "netns_exists", lambda slot: False)
     registry = tmp_path / "slots"
     registry.mkdir()
-    # A pid that cannot exist (above pid_max) and a namespace that does not either.
+    # A pid that cannot exist (above pid_max), and no namespace (patched above).
     dead = SlotOwner(str(tmp_path / "other"), "p.z.old", 2**22 + 1)
     (registry / "1").write_text(json.dumps(dead.__dict__))
     assert netplan.allocate_slot(owner(tmp_path), registry).slot == 1
+
+
+def test_a_dead_owner_whose_namespace_remains_keeps_its_slot(tmp_path, monkeypatch):
+    monkeypatch.setattr(netplan, "netns_exists", lambda slot: slot == 1)
+    registry = tmp_path / "slots"
+    registry.mkdir()
+    dead = SlotOwner(str(tmp_path / "other"), "p.z.old", 2**22 + 1)
+    (registry / "1").write_text(json.dumps(dead.__dict__))
+    assert netplan.allocate_slot(owner(tmp_path), registry).slot == 2
 
 
 def test_a_live_owner_keeps_its_slot(tmp_path):

@@ -17,7 +17,6 @@ import urllib.request
 
 import pytest
 from kubernetes import client
-from kubernetes.stream import stream
 
 from sandbox.emulator import kwok_backend
 from sandbox.emulator.kwok_backend import KwokBackend
@@ -25,6 +24,7 @@ from sandbox.node import dataplane
 from sandbox.node.dataplane import DataPlane, real_node_capability
 from sandbox.node.netplan import NodeNetwork
 from sandbox.node.runtime import REAL_NODE_LABEL
+from tests.integration import harness
 from tests.unit.sandbox.tools import bin_dir, missing_tools
 
 CLUSTER_ID = "dask-gke-sandbox.us-central1-a.node-e2e"
@@ -79,6 +79,9 @@ def cluster(tmp_path_factory):
         client.AppsV1Api(api).create_namespaced_deployment(NAMESPACE, web_deployment(base.ref))
         for name, port, ranges in (("web", 80, ["127.0.0.1/32"]), ("web-open", 81, [])):
             core.create_namespaced_service(NAMESPACE, web_service(name, port, ranges))
+        nobody = web_service("nobody", 82, [])
+        nobody["spec"]["selector"] = {"app": "none"}  # no endpoints
+        core.create_namespaced_service(NAMESPACE, nobody)
         wait_for("2 web pods Ready", lambda: len(ready_pods(core)) == 2, 120)
         yield {"backend": backend, "core": core, "plane": plane, "sandbox": sandbox_dir}
     finally:
@@ -138,16 +141,7 @@ def ingress_ip(core, name: str) -> str | None:
 
 
 def in_pod(core, pod: str, code: str) -> str:
-    return stream(
-        core.connect_get_namespaced_pod_exec,
-        pod,
-        NAMESPACE,
-        command=["python", "-c", code],
-        stderr=True,
-        stdout=True,
-        stdin=False,
-        tty=False,
-    )
+    return harness.python_in_pod(core, pod, NAMESPACE, code)
 
 
 def real_node_network(plane) -> NodeNetwork:
@@ -186,17 +180,21 @@ def test_a_load_balancer_serves_the_allowed_sources_only(cluster):
     assert wait_for(
         "HTTP 200 through the LB", lambda: opener.open(f"http://{ip}/", timeout=5).status
     )
-    outside = ("127.0.0.2", 0)  # not in 127.0.0.1/32
-    with (
-        pytest.raises(ConnectionResetError),
-        socket.create_connection((ip, 80), timeout=5, source_address=outside) as conn,
-    ):
-        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        conn.recv(64)
+    outside = ("127.0.0.2", 0)  # not in 127.0.0.1/32: refused at connect(), as a firewall would
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((ip, 80), timeout=5, source_address=outside).close()
     service = core.read_namespaced_service("web", NAMESPACE)
     assert "service.kubernetes.io/load-balancer-cleanup" in service.metadata.finalizers
     rules = cluster["plane"].snapshot()["forwardingRules"]
     assert {(r["service"], r["ip"]) for r in rules} >= {(f"{NAMESPACE}/web", ip)}
+
+
+def test_a_load_balancer_without_endpoints_refuses_the_connect_itself(cluster):
+    """A pass-through, as GCP's: the client's connect() fails, not a later read."""
+    core = cluster["core"]
+    ip = wait_for("nobody's LoadBalancer IP", lambda: ingress_ip(core, "nobody"))
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((ip, 82), timeout=5).close()
 
 
 def test_pods_resolve_cluster_names_the_index_and_nothing_else(cluster):
@@ -245,7 +243,7 @@ def test_no_route_leads_off_the_machine(cluster):
         ).stdout
     )
     chains = {c["chain"]["name"] for c in host_rules["nftables"] if "chain" in c}
-    assert chains == {"input", "forward"}
+    assert chains == {"input", "forward", "lb_guard", "lb_dnat", "lb_snat"}
 
 
 def test_a_deleted_service_keeps_its_finalizer_until_the_listener_is_gone(cluster):
@@ -259,7 +257,7 @@ def test_a_deleted_service_keeps_its_finalizer_until_the_listener_is_gone(cluste
             lambda: core.read_namespaced_service("web-open", NAMESPACE).metadata.deletion_timestamp,
         )
         assert held
-        wait_for("the listener to close", lambda: not _connects(ip, 81), 10)
+        wait_for("the forwarding to go", lambda: not _connects(ip, 81), 10)
         assert core.read_namespaced_service("web-open", NAMESPACE)  # still held by the finalizer
         wait_for("the Service to be gone", lambda: not _exists(core, "web-open"), 10)
         assert f"{NAMESPACE}/web-open" not in {
@@ -288,7 +286,7 @@ def test_teardown_leaks_the_rule_of_a_live_load_balancer_and_leaves_nothing_else
     net = real_node_network(plane)
     backend.delete_cluster(CLUSTER_ID)
     leaked = plane.snapshot()["leakedForwardingRules"]
-    assert [r["service"] for r in leaked] == [f"{NAMESPACE}/web"]
+    assert sorted(r["service"] for r in leaked) == [f"{NAMESPACE}/nobody", f"{NAMESPACE}/web"]
     assert dataplane.leftovers(sandbox_dir) == []
     assert not net.netns_path.exists()
 
