@@ -1,6 +1,6 @@
 """Measure the sandbox images: cold/warm builds, sizes, wheels, import, first pip install.
 
-    sudo .venv/bin/python benchmarks/images_measure.py 2024.1.0 2026.7.1 2026.8.0
+    .venv/bin/python -m benchmarks.images_measure 2024.1.0 2026.7.1 2026.8.0   (as root)
 
 Each version is built cold in a cache of its own (a temporary DASK_GKE_CACHE),
 then warm; the archives are imported into a fresh private containerd; pip
@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from sandbox.images.build import base_config
 from sandbox.node.relay import Relay, RelayHub
 from sandbox.pypi import INDEX_HOST, INDEX_PORT, host_port

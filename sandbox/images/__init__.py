@@ -8,7 +8,13 @@ Command line: python -m sandbox.images build [--dask-version V] [--all]
 See docs/contracts.md ("Images") and sandbox/README.md.
 """
 
-from sandbox.images.build import ImageArchive, ensure_images, ensure_pause_image, import_images
+from sandbox.images.build import (
+    ImageArchive,
+    ensure_images,
+    ensure_pause_image,
+    ensure_stand_in_images,
+    import_images,
+)
 from sandbox.images.config import (
     IMAGE_PYTHON,
     PAUSE_IMAGE,
@@ -25,6 +31,7 @@ __all__ = [
     "default_dask_version",
     "ensure_images",
     "ensure_pause_image",
+    "ensure_stand_in_images",
     "import_images",
     "sandbox_dask_versions",
 ]

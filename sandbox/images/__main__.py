@@ -4,7 +4,8 @@
     python -m sandbox.images import --address SOCKET [--ctr ctr] [--dask-version V] [--all]
 
 --dask-version defaults to dask_chart_dask_version of roles/dask_chart/defaults/main.yml;
---all adds the pause image (registry.k8s.io/pause:3.10). `build` prints one
+--all adds the pause image (registry.k8s.io/pause:3.10) and the stand-ins
+(ghcr.io/helm/tiller:v2.17.0, not Tiller). `build` prints one
 "<reference> <archive>" line per image on stdout.
 """
 
@@ -14,7 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox.images import ImageError, ensure_images, ensure_pause_image, import_images
+from sandbox.images import (
+    ImageError,
+    ensure_images,
+    ensure_pause_image,
+    ensure_stand_in_images,
+    import_images,
+)
 
 IMPORT_TIMEOUT = 300.0
 
@@ -22,7 +29,7 @@ IMPORT_TIMEOUT = 300.0
 def _archives(args):
     archives = ensure_images(args.dask_version)
     if args.all:
-        archives.append(ensure_pause_image())
+        archives += [ensure_pause_image(), *ensure_stand_in_images()]
     return archives
 
 
@@ -34,7 +41,7 @@ def main(argv=None) -> int:
     for name in ("build", "import"):
         command = commands.add_parser(name)
         command.add_argument("--dask-version", help="default: dask_chart_dask_version of the role")
-        command.add_argument("--all", action="store_true", help="the pause image too")
+        command.add_argument("--all", action="store_true", help="the pause and stand-in images too")
         if name == "import":
             command.add_argument("--address", type=Path, required=True, help="containerd socket")
             command.add_argument("--ctr", default=shutil.which("ctr") or "ctr")

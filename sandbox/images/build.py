@@ -29,9 +29,9 @@ from sandbox.images.config import (
     NB_USER,
     NOTEBOOK_IMAGE,
     PAUSE_IMAGE,
-    PAUSE_SOURCES,
     SOURCES_DIR,
     default_dask_version,
+    default_tiller_image,
     images_cache,
     python_tag,
 )
@@ -111,22 +111,31 @@ def _mounted_under(path: Path) -> list[str]:
     return mounts
 
 
+def _remove_work_dir(path: Path) -> None:
+    """Remove a build directory, unless something is still mounted under it (removing would
+    then reach into the mounted file system)."""
+    mounts = _mounted_under(path)
+    if mounts:
+        info(f"not removing {path}: still mounted there: {', '.join(mounts)}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class _WorkDir:
-    """A temporary build directory in the cache's file system, removed unless something is
-    still mounted under it (removing would then reach the mounted file system)."""
+    """A temporary build directory in the cache's file system. Entered with the build lock
+    held, so any other build directory is a killed builder's: those are removed first."""
 
     def __enter__(self) -> Path:
         parent = images_cache() / "tmp"
         parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob("build-*"):
+            info(f"removing {stale}, left by a builder that did not finish")
+            _remove_work_dir(stale)
         self.path = Path(tempfile.mkdtemp(prefix="build-", dir=parent))
         return self.path
 
     def __exit__(self, *exc_info) -> None:
-        mounts = _mounted_under(self.path)
-        if mounts:
-            info(f"not removing {self.path}: still mounted there: {', '.join(mounts)}")
-            return
-        shutil.rmtree(self.path, ignore_errors=True)
+        _remove_work_dir(self.path)
 
 
 def _wheel_set(version: str, work: Path) -> wheels.WheelSet:
@@ -233,55 +242,88 @@ def _build_dask(version: str) -> list[ImageArchive]:
     return archives
 
 
-# ---- pause ---------------------------------------------------------------
+# ---- static Go images: pause and stand-ins --------------------------------
+
+
+@dataclass(frozen=True)
+class GoImage:
+    """An image holding one static Go binary of ours (sources in sandbox/images/<name>/)."""
+
+    name: str
+    ref: str
+    user: str
+    ports: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> Path:
+        return SOURCES_DIR / self.name
+
+
+PAUSE = GoImage("pause", PAUSE_IMAGE, "65535:65535")
+
+
+def tiller_stand_in() -> GoImage:
+    """Named as helm_tiller's default image, so legacy mode's Deployment finds it."""
+    return GoImage("tiller", default_tiller_image(), "65534:65534", ("44134/tcp", "44135/tcp"))
 
 
 def _go() -> str:
     go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if not go:
-        raise ImageError("Go is needed to build the pause image: put `go` on PATH")
+        raise ImageError("Go is needed to build the pause and stand-in images: put `go` on PATH")
     return go
 
 
-def pause_archive(go: str) -> ImageArchive:
+def go_archive(image: GoImage, go: str) -> ImageArchive:
     go_version = run([go, "env", "GOVERSION"], "reading Go's version", 30.0).strip()
-    files = sorted(p for p in PAUSE_SOURCES.iterdir() if p.is_file())
+    files = sorted(p for p in image.sources.iterdir() if p.is_file())
     files += [SOURCES_DIR / "oci.py", SOURCES_DIR / "build.py"]
-    key = digest(sources_digest(files), go_version)[:12]
-    return ImageArchive(PAUSE_IMAGE, images_cache() / f"pause-{key}" / "pause.oci.tar")
+    key = digest(sources_digest(files), image.ref, go_version)[:12]
+    return ImageArchive(image.ref, images_cache() / f"{image.name}-{key}" / f"{image.name}.oci.tar")
 
 
-def ensure_pause_image() -> ImageArchive:
-    """registry.k8s.io/pause:3.10: our own static pause binary (Go, CGO_ENABLED=0)."""
+def _ensure_go_image(image: GoImage) -> ImageArchive:
     go = _go()
-    archive = pause_archive(go)
+    archive = go_archive(image, go)
     if archive.path.exists():
         return archive
     with build_lock(images_cache() / "build.lock"):
         if not archive.path.exists():
-            _build_pause(go, archive)
+            _build_go_image(image, go, archive)
     return archive
 
 
-def _build_pause(go: str, archive: ImageArchive) -> None:
+def ensure_pause_image() -> ImageArchive:
+    """registry.k8s.io/pause:3.10: our own static pause binary (Go, CGO_ENABLED=0)."""
+    return _ensure_go_image(PAUSE)
+
+
+def ensure_stand_in_images() -> list[ImageArchive]:
+    """Images the roles name that the sandbox cannot pull: ghcr.io/helm/tiller:v2.17.0 (a
+    stand-in that accepts Tiller's port and answers its probes; it is not Tiller)."""
+    return [_ensure_go_image(tiller_stand_in())]
+
+
+def _build_go_image(image: GoImage, go: str, archive: ImageArchive) -> None:
     with _WorkDir() as work, step(f"building {archive.ref}"):
-        layout, bundle, tag = work / "layout", work / "bundle", "pause"
-        oci.new_layout(layout, tag)
-        root = oci.unpack(layout, tag, bundle)
+        layout, bundle = work / "layout", work / "bundle"
+        oci.new_layout(layout, image.name)
+        root = oci.unpack(layout, image.name, bundle)
         env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
         run(
-            [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(root / "pause"), "."],
-            "building the pause binary",
+            [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(root / image.name), "."],
+            f"building the {image.name} binary",
             GO_TIMEOUT,
             env=env,
-            cwd=PAUSE_SOURCES,
+            cwd=image.sources,
         )
-        oci.repack(layout, tag, bundle)
-        oci.configure(
-            layout, tag, oci.ImageConfig(env=(), entrypoint=("/pause",), user="65535:65535")
+        oci.repack(layout, image.name, bundle)
+        config = oci.ImageConfig(
+            env=(), entrypoint=(f"/{image.name}",), user=image.user, ports=image.ports
         )
+        oci.configure(layout, image.name, config)
         temporary = archive.path.with_name(archive.path.name + f".{os.getpid()}.tmp")
-        oci.write_archive(layout, tag, archive.refs, temporary)
+        oci.write_archive(layout, image.name, archive.refs, temporary)
         publish(temporary, archive.path)
 
 

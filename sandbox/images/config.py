@@ -8,8 +8,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCES_DIR = Path(__file__).resolve().parent
 FILES_DIR = SOURCES_DIR / "files"
-PAUSE_SOURCES = SOURCES_DIR / "pause"
 CHART_DEFAULTS = REPO_ROOT / "roles" / "dask_chart" / "defaults" / "main.yml"
+TILLER_DEFAULTS = REPO_ROOT / "roles" / "helm_tiller" / "defaults" / "main.yml"
 DASK_VERSION_VARIABLE = "dask_chart_dask_version"
 EXTRA_VERSIONS_VARIABLE = "DASK_GKE_SANDBOX_DASK_VERSIONS"
 
@@ -62,18 +62,26 @@ def images_cache() -> Path:
     return cache_root() / "images"
 
 
-def default_dask_version(defaults_file: Path = CHART_DEFAULTS) -> str:
-    """dask_chart_dask_version from the dask_chart role's defaults: the one owner of that fact."""
+def role_default(defaults_file: Path, variable: str) -> str:
+    """A role's default value: the role's defaults file is the one owner of that fact."""
     try:
         defaults = yaml.safe_load(defaults_file.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as error:
-        raise ValueError(
-            f"cannot read {DASK_VERSION_VARIABLE} from {defaults_file}: {error}"
-        ) from error
-    version = defaults.get(DASK_VERSION_VARIABLE)
-    if not version:
-        raise ValueError(f"{defaults_file} has no {DASK_VERSION_VARIABLE}")
-    return str(version)
+        raise ValueError(f"cannot read {variable} from {defaults_file}: {error}") from error
+    value = defaults.get(variable)
+    if not value:
+        raise ValueError(f"{defaults_file} has no {variable}")
+    return str(value)
+
+
+def default_dask_version(defaults_file: Path = CHART_DEFAULTS) -> str:
+    """dask_chart_dask_version of the dask_chart role."""
+    return role_default(defaults_file, DASK_VERSION_VARIABLE)
+
+
+def default_tiller_image() -> str:
+    """helm_tiller_image of the helm_tiller role (the Tiller stand-in's name)."""
+    return role_default(TILLER_DEFAULTS, "helm_tiller_image")
 
 
 def sandbox_dask_versions() -> list[str]:

@@ -23,6 +23,15 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 NETNS_DIR = Path("/var/run/netns")
 
+
+def tool(name: str) -> str:
+    """The absolute path of a program the harness runs."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if not path:
+        raise RuntimeError(f"{name} is not installed: run `make sandbox-system-packages`")
+    return path
+
+
 CONFIG = """\
 version = 2
 root = "{root}/root"
@@ -61,7 +70,7 @@ class Containerd:
         config.write_text(CONFIG.format(root=self.dir))
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
-                ["containerd", "--config", str(config)],
+                [tool("containerd"), "--config", str(config)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -80,7 +89,7 @@ class Containerd:
         )
 
     def ctr(self, *args: str, timeout: float = 120.0, check: bool = True, **kwargs):
-        argv = ["ctr", "-a", str(self.socket), "-n", NAMESPACE, *args]
+        argv = [tool("ctr"), "-a", str(self.socket), "-n", NAMESPACE, *args]
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
         )
@@ -123,12 +132,14 @@ class NetworkNamespace:
         self.path = NETNS_DIR / self.name
 
     def create(self) -> None:
-        subprocess.run(["ip", "netns", "add", self.name], check=True, timeout=30)
-        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True, timeout=30)
+        subprocess.run([tool("ip"), "netns", "add", self.name], check=True, timeout=30)
+        subprocess.run(
+            [tool("ip"), "-n", self.name, "link", "set", "lo", "up"], check=True, timeout=30
+        )
 
     def delete(self) -> None:
         if self.path.exists():
-            subprocess.run(["ip", "netns", "delete", self.name], check=False, timeout=30)
+            subprocess.run([tool("ip"), "netns", "delete", self.name], check=False, timeout=30)
 
     def connects(self, host: str, port: int, timeout: float = 2.0) -> bool:
         """Whether a TCP connection to host:port succeeds from inside the namespace."""

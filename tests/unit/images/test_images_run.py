@@ -9,15 +9,23 @@ nothing else. Skipped, with the reason, without root or the Debian tools.
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from sandbox.images import ensure_images, ensure_pause_image, import_images
+from sandbox.images import (
+    ensure_images,
+    ensure_pause_image,
+    ensure_stand_in_images,
+    import_images,
+)
 from sandbox.images.build import base_config, notebook_config
-from sandbox.images.config import cache_root
+from sandbox.images.config import PAUSE_IMAGE, cache_root, default_tiller_image
+from sandbox.node.commands import in_netns
 from sandbox.node.relay import Relay, RelayHub
 from sandbox.pypi import INDEX_HOST, INDEX_PORT, host_port, index_url
 from sandbox.pypi.server import start, stop
@@ -57,6 +65,7 @@ pytestmark = [
 def node(tmp_path_factory):
     """Images of both versions imported into a private containerd, a namespace, the index."""
     archives = [*ensure_images(OLD), *ensure_images(NEW), ensure_pause_image()]
+    archives += ensure_stand_in_images()
     containerd, netns = Containerd(), NetworkNamespace()
     sandbox_dir = tmp_path_factory.mktemp("sandbox")
     port_base = free_port_base(span=5)
@@ -111,12 +120,22 @@ class Node:
         )
         return result.returncode, result.stdout + result.stderr
 
-    def start(self, image, env=None, mounts=()):
-        """A detached container running the image's own entrypoint and command."""
-        config = notebook_config("x")
+    def start(self, image, process, env=None, mounts=()):
+        """A detached container running process (its whole argv)."""
         container, argv = self._run_argv(image, env or {}, mounts, detach=True)
-        self.containerd.ctr(*argv, *config.entrypoint, *config.cmd)
+        self.containerd.ctr(*argv, *process)
         return container
+
+    def wait_exit(self, container, timeout) -> str:
+        """The task's status once it stopped (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            listing = self.containerd.ctr("tasks", "ls", check=False).stdout
+            for line in listing.splitlines():
+                if line.startswith(container + " ") and "STOPPED" in line:
+                    return line
+            time.sleep(0.2)
+        raise AssertionError(f"task {container} still running {timeout} s after the signal")
 
     def logs(self, container) -> str:
         path = self.dir / f"{container}.log"
@@ -218,7 +237,13 @@ def test_jupyter_listen_address(node, tmp_path, jupyterlab_args, reaches_other_a
     config_dir.mkdir()
     (config_dir / "jupyter_notebook_config.py").write_text(CHART_CONFIG)
     env = {"JUPYTERLAB_ARGS": jupyterlab_args} if jupyterlab_args else {}
-    container = node.start(notebook(NEW), env=env, mounts=[(config_dir, "/usr/local/etc/jupyter")])
+    config = notebook_config(NEW)
+    container = node.start(
+        notebook(NEW),
+        [*config.entrypoint, *config.cmd],  # the image's own: tini, start.sh, /run.sh
+        env=env,
+        mounts=[(config_dir, "/usr/local/etc/jupyter")],
+    )
     try:
         up = node.netns.wait_for("127.0.0.1", 8888, JUPYTER_TIMEOUT)
         assert up, f"JupyterLab did not listen on 127.0.0.1:8888:\n{node.logs(container)}"
@@ -238,3 +263,42 @@ def test_index_never_downloads_the_list_of_every_project(node):
     assert index["type"] == "mirror"
     assert index["mirror_no_project_list"] is True
     assert index["mirror_url"] == "https://pypi.org/simple/"
+
+
+def test_pause_waits_until_sigterm_and_exits_cleanly(node):
+    container = node.start(PAUSE_IMAGE, ["/pause"])
+    try:
+        time.sleep(1)
+        listing = node.containerd.ctr("tasks", "ls").stdout
+        assert any(
+            line.startswith(container + " ") and "RUNNING" in line for line in listing.splitlines()
+        ), listing
+        node.containerd.ctr("tasks", "kill", "-s", "SIGTERM", container)
+        node.wait_exit(container, 10)
+        info = json.loads(node.containerd.ctr("containers", "info", container).stdout)
+        assert info["Image"] == PAUSE_IMAGE
+    finally:
+        node.remove(container)
+
+
+def test_tiller_stand_in_answers_its_port_and_probes(node):
+    image = default_tiller_image()
+    container = node.start(image, ["/tiller"])
+    try:
+        assert node.netns.wait_for("127.0.0.1", 44134, 20), node.logs(container)
+        for path in ("/readiness", "/liveness"):
+            probe = (
+                "import urllib.request; print(urllib.request.build_opener("
+                "urllib.request.ProxyHandler({})).open("
+                f"'http://127.0.0.1:44135{path}', timeout=5).status)"
+            )
+            result = subprocess.run(
+                in_netns(node.netns.name, [sys.executable, "-c", probe]),
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert result.stdout.strip() == "200", result.stderr
+    finally:
+        node.remove(container)

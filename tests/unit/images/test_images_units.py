@@ -5,6 +5,7 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -19,6 +20,7 @@ from sandbox.images.run import ImageError, run
 from sandbox.pypi import INDEX_HOST, INDEX_PORT, index_url
 
 FILES = config.FILES_DIR
+BASH = shutil.which("bash") or "/bin/bash"
 UTC = datetime.UTC
 
 
@@ -236,7 +238,7 @@ def hook(env: dict[str, str]) -> subprocess.CompletedProcess:
     """The images' install-extra-packages hook, sourced by bash as the entrypoints do."""
     script = f". {FILES / 'install-extra-packages.sh'}; echo COMMAND-RAN"
     return subprocess.run(
-        ["bash", "-c", script],
+        [BASH, "-c", script],
         env={"PATH": os.environ["PATH"], **env},
         capture_output=True,
         text=True,
@@ -269,7 +271,7 @@ def test_run_sh_word_splits_jupyterlab_args_as_upstream(tmp_path):
     fake.chmod(0o755)
     env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "JUPYTERLAB_ARGS": "--config /x/c.py"}
     result = subprocess.run(
-        ["bash", str(FILES / "run.sh")],
+        [BASH, str(FILES / "run.sh")],
         env=env,
         capture_output=True,
         text=True,

@@ -1,0 +1,3 @@
+module dask-gke/sandbox/tiller
+
+go 1.26
