@@ -251,12 +251,13 @@ class DataPlane:
     # ------------------------------------------------------------ images
 
     def image_archives(self) -> list:
-        """The pause image and the Dask images of every version asked for (built if needed)."""
+        """Every image a real node carries, built if needed (nothing is ever pulled)."""
         from sandbox import images  # noqa: PLC0415 - loaded only where a real node runs
 
         with self._images_lock:
             try:
-                archives = [images.ensure_pause_image()]
+                # Pause, the stand-ins of images the roles name (legacy Tiller), Dask.
+                archives = [images.ensure_pause_image(), *images.ensure_stand_in_images()]
                 for version in self.dask_versions:
                     archives.extend(images.ensure_images(version))
             except Exception as error:  # ImageError, or a build tool failing
