@@ -8,6 +8,7 @@ installs through a fresh devpi-server (cold) and again (warm) from a
 container in a loopback-only network namespace. Prints one JSON object.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -57,18 +58,24 @@ def build(version: str, cache: Path) -> dict:
 
 
 def import_and_pip(version: str, archives: list[str], cache: Path) -> dict:
-    containerd, netns, relays = Containerd(), NetworkNamespace(), RelayHub()
+    containerd, netns = Containerd(), NetworkNamespace()
     sandbox = Path(tempfile.mkdtemp(prefix="measure-"))
     base = free_port_base(span=5)
     result = {}
-    try:
+    with contextlib.ExitStack() as cleanup:  # every clean-up runs, last set up first
+        cleanup.callback(subprocess.run, ["rm", "-rf", str(sandbox)], check=False)
+        cleanup.callback(netns.delete)
+        cleanup.callback(containerd.stop)
         containerd.start()
         netns.create()
         for archive in archives:
             t = time.monotonic()
             containerd.ctr("images", "import", archive, timeout=600)
             result[f"import_{Path(archive).name}_s"] = round(time.monotonic() - t, 1)
+        cleanup.callback(stop, sandbox)
         start(sandbox, base, directory=cache / "pypi-measure")
+        relays = RelayHub()
+        cleanup.callback(relays.stop)
         index = ("127.0.0.1", host_port(base))
         relays.listen(
             Relay("pypi", ("127.0.0.3", INDEX_PORT), lambda: index, netns_path=netns.path)
@@ -82,11 +89,6 @@ def import_and_pip(version: str, archives: list[str], cache: Path) -> dict:
             argv += [*base_config(version).entrypoint, "python", "-c", PIP_PROBE, *packages.split()]
             out = containerd.ctr(*argv, timeout=600).stdout
             result[f"pip_{run}_s"] = float(re.search(r"PIP ([0-9.]+)", out).group(1))
-    finally:
-        relays.stop()
-        stop(sandbox)
-        containerd.stop()
-        netns.delete()
     return result
 
 

@@ -164,15 +164,20 @@ def _wheel_dir(wheel_set: wheels.WheelSet, files: Path, target: Path) -> Path:
     return target
 
 
+def _dask_env(version: str) -> tuple[str, ...]:
+    """What both Dask images set, as upstream's ENV lines."""
+    return (
+        f"PATH={PATH}",
+        f"PYTHON_VERSION={IMAGE_PYTHON}",
+        f"DASK_VERSION={version}",
+        "LANG=C.UTF-8",
+        "LC_ALL=C.UTF-8",
+    )
+
+
 def base_config(version: str) -> oci.ImageConfig:
     return oci.ImageConfig(
-        env=(
-            f"PATH={PATH}",
-            f"PYTHON_VERSION={IMAGE_PYTHON}",
-            f"DASK_VERSION={version}",
-            "LANG=C.UTF-8",
-            "LC_ALL=C.UTF-8",
-        ),
+        env=_dask_env(version),
         entrypoint=("tini", "-g", "--", "/usr/bin/prepare.sh"),
         labels={"org.opencontainers.image.description": "dask-gke sandbox image (offline)"},
     )
@@ -181,17 +186,13 @@ def base_config(version: str) -> oci.ImageConfig:
 def notebook_config(version: str) -> oci.ImageConfig:
     return oci.ImageConfig(
         env=(
-            f"PATH={PATH}",
-            f"PYTHON_VERSION={IMAGE_PYTHON}",
-            f"DASK_VERSION={version}",
+            *_dask_env(version),
             f"CONDA_DIR={CONDA_DIR}",
             "SHELL=/bin/bash",
             f"NB_USER={NB_USER}",
             f"NB_UID={NB_UID}",
             f"NB_GID={NB_GID}",
             f"HOME=/home/{NB_USER}",
-            "LANG=C.UTF-8",
-            "LC_ALL=C.UTF-8",
             "LANGUAGE=C.UTF-8",
         ),
         entrypoint=("tini", "-g", "--", "start.sh"),

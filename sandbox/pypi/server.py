@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sandbox.cli import PROXY_VARIABLES
 from sandbox.images.config import HOST_CA_BUNDLE, PYPI_INDEX, cache_root
+from sandbox.node.commands import NodeError
 from sandbox.node.processes import alive, read_pid, stop_pid
 from sandbox.pypi import host_port
 
@@ -198,7 +199,7 @@ def start(sandbox_dir: Path, port_base: int, directory: Path | None = None) -> i
             pid_file.unlink(missing_ok=True)
             raise PypiError(f"devpi-server exited with code {process.returncode}; see {log_path}")
         time.sleep(0.2)
-    stop_pid(process.pid, "devpi-server")
+    _stop(process.pid)
     pid_file.unlink(missing_ok=True)
     raise PypiError(
         f"devpi-server (pid {process.pid}) did not answer http://127.0.0.1:{port}/+api "
@@ -210,6 +211,13 @@ def stop(sandbox_dir: Path) -> None:
     """Stop this sandbox's index (by its recorded PID); nothing to do when it is not running."""
     pid_file = sandbox_dir / "pids" / PID_NAME
     pid = read_pid(pid_file)
-    if pid:
-        stop_pid(pid, "devpi-server")
+    if pid and alive(pid):
+        _stop(pid)
     pid_file.unlink(missing_ok=True)
+
+
+def _stop(pid: int) -> None:
+    try:
+        stop_pid(pid, "devpi-server")
+    except NodeError as error:
+        raise PypiError(str(error)) from error

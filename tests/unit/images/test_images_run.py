@@ -6,6 +6,8 @@ that namespace (pypi.dask-gke.internal in the container's /etc/hosts), and
 nothing else. Skipped, with the reason, without root or the Debian tools.
 """
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -24,7 +26,7 @@ from sandbox.images import (
     import_images,
 )
 from sandbox.images.build import base_config, notebook_config
-from sandbox.images.config import PAUSE_IMAGE, cache_root, default_tiller_image
+from sandbox.images.config import PAUSE_IMAGE, REPO_ROOT, cache_root, default_tiller_image
 from sandbox.node.commands import in_netns
 from sandbox.node.relay import Relay, RelayHub
 from sandbox.pypi import INDEX_HOST, INDEX_PORT, host_port, index_url
@@ -69,12 +71,17 @@ def node(tmp_path_factory):
     containerd, netns = Containerd(), NetworkNamespace()
     sandbox_dir = tmp_path_factory.mktemp("sandbox")
     port_base = free_port_base(span=5)
-    relays = RelayHub()
-    try:
+    # Every clean-up runs even when an earlier one fails (ExitStack), last set up first.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(netns.delete)
+        cleanup.callback(containerd.stop)
         containerd.start()
         netns.create()
         import_images(Path(shutil.which("ctr")), containerd.socket, archives, RUN_TIMEOUT)
-        start(sandbox_dir, port_base, directory=cache_root() / "pypi" / "test-images")
+        cleanup.callback(stop, sandbox_dir)
+        start(sandbox_dir, port_base, directory=index_dir())
+        relays = RelayHub()
+        cleanup.callback(relays.stop)
         index = ("127.0.0.1", host_port(port_base))
         relays.listen(
             Relay("pypi", (RELAY_ADDRESS, INDEX_PORT), lambda: index, netns_path=netns.path)
@@ -82,11 +89,13 @@ def node(tmp_path_factory):
         hosts = sandbox_dir / "hosts"
         hosts.write_text(f"127.0.0.1 localhost\n{RELAY_ADDRESS} {INDEX_HOST}\n")
         yield Node(containerd, netns, hosts, sandbox_dir, index[1])
-    finally:
-        relays.stop()
-        stop(sandbox_dir)
-        containerd.stop()
-        netns.delete()
+
+
+def index_dir() -> Path:
+    """The tests' devpi directory: kept between runs (a warm cache), one per checkout, since
+    one devpi-server at a time may open it."""
+    checkout = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:8]
+    return cache_root() / "pypi" / f"test-images-{checkout}"
 
 
 class Node:
