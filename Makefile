@@ -62,7 +62,7 @@ lint: setup ## ansible-lint (production), yamllint, ruff, syntax check
 	$(BIN)/yamllint --strict .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/ansible-playbook --syntax-check deploy.yml cleanup.yml playbooks/upgrade.yml
+	$(BIN)/ansible-playbook --syntax-check deploy.yml cleanup.yml
 	$(BIN)/ansible-lint --offline
 
 unit: setup ## pytest on library/, module_utils/, sandbox/ and roles

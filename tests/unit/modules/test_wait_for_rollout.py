@@ -64,8 +64,8 @@ FakeApps = FakeListApi  # the Deployments, and apps.events_api their Events
 
 
 def params(**overrides):
-    base = {"namespace": NS, "names": list(NAMES), "label_selector": None, "timeout": 60,
-            "pod_check_interval": 5}  # fmt: skip
+    base = {"namespace": NS, "names": list(NAMES), "label_selector": None, "timeout": 60}
+    base["pod_check_interval"] = 5
     base.update(overrides)
     return base
 
@@ -357,11 +357,16 @@ def stuck_worker_apps(clock, pods, watches=()):
     """A rolled-out scheduler and a worker Deployment none of whose replicas is available."""
     return FakeApps(
         clock,
-        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                         with_selector(deployment("dask-worker", 91, available=0)))],
+        [
+            deployment_list(
+                100,
+                deployment("dask-scheduler", 90, replicas=1),
+                with_selector(deployment("dask-worker", 91, available=0)),
+            )
+        ],
         watches=list(watches),
         pods=pods,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"])
@@ -414,8 +419,13 @@ def test_the_watch_is_cut_to_the_pod_check_interval_only_while_pods_are_checked(
 
 
 def test_the_timeout_says_why_the_pods_are_not_ready():
-    crashing = pod("dask-worker-1", phase="Running", waiting="CrashLoopBackOff",
-                   message="back-off 40s restarting failed container", last_exit=127)  # fmt: skip
+    crashing = pod(
+        "dask-worker-1",
+        phase="Running",
+        waiting="CrashLoopBackOff",
+        message="back-off 40s restarting failed container",
+        last_exit=127,
+    )
     apps = stuck_worker_apps(FakeClock(), [crashing])
     waiter = waiter_for(apps, timeout=12)
     with pytest.raises(WaitFailure) as failure:
@@ -432,9 +442,15 @@ def test_an_unschedulable_pod_is_named_at_the_timeout():
     unschedulable = pod("dask-worker-1")
     unschedulable["status"] = {
         "phase": "Pending",
-        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                        "message": "0/5 nodes are available: 5 node(s) didn't match selector."}],
-    }  # fmt: skip
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/5 nodes are available: 5 node(s) didn't match selector.",
+            }
+        ],
+    }
     apps = stuck_worker_apps(FakeClock(), [unschedulable])
     with pytest.raises(WaitFailure) as failure:
         waiter_for(apps, timeout=6).wait()
@@ -444,9 +460,14 @@ def test_an_unschedulable_pod_is_named_at_the_timeout():
 def test_rolled_out_deployments_never_list_pods():
     apps = FakeApps(
         FakeClock(),
-        [deployment_list(100, with_selector(deployment("dask-scheduler", 90)),
-                         with_selector(deployment("dask-worker", 91)))],
+        [
+            deployment_list(
+                100,
+                with_selector(deployment("dask-scheduler", 90)),
+                with_selector(deployment("dask-worker", 91)),
+            )
+        ],
         pods=[pod("dask-worker-1", waiting="ErrImagePull")],
-    )  # fmt: skip
+    )
     waiter_for(apps).wait()
     assert [kind for kind, _ in apps.calls] == ["list"]

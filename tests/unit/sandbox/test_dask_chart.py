@@ -16,7 +16,6 @@ from tests.unit.sandbox.tools import bin_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART = REPO_ROOT / "sandbox" / "charts" / "dask"
-PASSWORD_WORKAROUND = "--config /usr/local/etc/jupyter/jupyter_notebook_config.py"
 
 
 def _helm_binaries() -> list:
@@ -220,20 +219,6 @@ def test_password_goes_where_upstream_puts_it(render):
     assert volume["configMap"]["name"] == "dask-jupyter-config"
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
     assert mount["mountPath"] == "/usr/local/etc/jupyter"
-
-
-def test_password_workaround_names_the_rendered_file(render):
-    # The #512 workaround loads the config file explicitly; it only works if the
-    # file it names is the one the chart mounts.
-    manifests = render(
-        "dask", {"jupyter": {"env": [{"name": "JUPYTERLAB_ARGS", "value": PASSWORD_WORKAROUND}]}}
-    )
-    container = _container(manifests, "dask-jupyter")
-    config_path = Path(PASSWORD_WORKAROUND.split()[1])
-    mount = next(m for m in container["volumeMounts"] if m["name"] == "config-volume")
-    assert str(config_path.parent) == mount["mountPath"]
-    assert config_path.name in manifests[("ConfigMap", "dask-jupyter-config")]["data"]
-    assert _env(container)["JUPYTERLAB_ARGS"] == PASSWORD_WORKAROUND
 
 
 def test_jupyter_extra_config_is_appended(render):
