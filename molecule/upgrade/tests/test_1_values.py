@@ -1,4 +1,4 @@
-"""`deploy.yml --tags upgrade` after a deploy: Helm only, one revision, value live, converged."""
+"""`deploy.yml --tags upgrade` with new packages: Helm only, one revision, value live, converged."""
 
 from __future__ import annotations
 
@@ -7,46 +7,19 @@ from kubernetes import client
 
 from tests.integration import harness
 
-UPGRADE_TIMEOUT = 600  # seconds
-
 
 @pytest.fixture(scope="module")
 def new_packages(settings) -> list[str]:
+    """The deployed packages plus one the scenario does not deploy."""
     deployed = settings["dask_chart_extra_pip_packages"]
-    packages = [*deployed, "xarray"]
-    assert packages != deployed
-    return packages
+    added = next(name for name in ("xarray", "zarr", "bokeh") if name not in deployed)
+    return [*deployed, added]
 
 
 @pytest.fixture(scope="module")
-def revision(sandbox, kubeconfig, release, namespace):
-    """`revision()`: the release's current Helm revision."""
-
-    def current() -> int:
-        entry = harness.helm_release(sandbox, kubeconfig, release, namespace)
-        assert entry, f"no Helm release {release} in {namespace}"
-        return int(entry["revision"])
-
-    return current
-
-
-def run_upgrade(admin, packages: list[str], label: str):
-    """Run --tags upgrade with `packages`; return the run and the GKE calls it made."""
-    admin.clear_requests()
-    run = harness.run_playbook(
-        "deploy.yml",
-        tags="upgrade",
-        extra_vars={"dask_chart_extra_pip_packages": packages},
-        label=label,
-        timeout=UPGRADE_TIMEOUT,
-    )
-    return run, admin.requests()
-
-
-@pytest.fixture(scope="module")
-def upgrade(admin, revision, new_packages):
+def upgrade(upgrade_run, revision, new_packages):
     before = revision()
-    run, calls = run_upgrade(admin, new_packages, "upgrade")
+    run, calls = upgrade_run({"dask_chart_extra_pip_packages": new_packages}, "upgrade")
     return run, calls, before
 
 
@@ -86,9 +59,9 @@ def test_new_packages_live(deployments, component, new_packages):
     assert status.updated_replicas == deployment.spec.replicas, "rollout not finished"
 
 
-def test_upgrade_again_changes_nothing(upgrade, admin, revision, new_packages):
+def test_upgrade_again_changes_nothing(upgrade, upgrade_run, revision, new_packages):
     before = revision()
-    run, calls = run_upgrade(admin, new_packages, "upgrade-again")
+    run, calls = upgrade_run({"dask_chart_extra_pip_packages": new_packages}, "upgrade-again")
     assert run.returncode == 0, run.describe()
     assert calls == [], harness.describe_requests(calls)
     assert revision() == before
