@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from kubernetes import client
 
 from tests.integration import harness
 
@@ -24,10 +25,12 @@ def revision(sandbox, kubeconfig, release, namespace):
 
 
 @pytest.fixture(scope="session")
-def upgrade_run(admin):
-    """`upgrade_run(extra_vars, label)`: --tags upgrade; returns the run and its GKE calls."""
+def upgrade_run(admin, revision):
+    """`upgrade_run(extra_vars, label)`: --tags upgrade; returns the run, the GKE calls it
+    made and the release's revision before it."""
 
     def run(extra_vars: dict, label: str):
+        before = revision()
         admin.clear_requests()
         result = harness.run_playbook(
             "deploy.yml",
@@ -36,6 +39,20 @@ def upgrade_run(admin):
             label=label,
             timeout=UPGRADE_TIMEOUT,
         )
-        return result, admin.requests()
+        return result, admin.requests(), before
 
     return run
+
+
+@pytest.fixture(scope="session")
+def release_deployments(kubeconfig, namespace, release):
+    """`release_deployments()`: the release's Deployments now, by chart component."""
+    apps = client.AppsV1Api(harness.kube_client(kubeconfig))
+
+    def current() -> dict[str, client.V1Deployment]:
+        items = apps.list_namespaced_deployment(
+            namespace, label_selector=f"release={release}"
+        ).items
+        return {d.metadata.labels["component"]: d for d in items}
+
+    return current

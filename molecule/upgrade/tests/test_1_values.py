@@ -17,20 +17,13 @@ def new_packages(settings) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def upgrade(upgrade_run, revision, new_packages):
-    before = revision()
-    run, calls = upgrade_run({"dask_chart_extra_pip_packages": new_packages}, "upgrade")
-    return run, calls, before
+def upgrade(upgrade_run, new_packages):
+    return upgrade_run({"dask_chart_extra_pip_packages": new_packages}, "upgrade")
 
 
 @pytest.fixture(scope="module")
-def deployments(upgrade, kubeconfig, namespace, release) -> dict[str, client.V1Deployment]:
-    items = (
-        client.AppsV1Api(harness.kube_client(kubeconfig))
-        .list_namespaced_deployment(namespace, label_selector=f"release={release}")
-        .items
-    )
-    return {d.metadata.labels.get("component"): d for d in items}
+def deployments(upgrade, release_deployments) -> dict[str, client.V1Deployment]:
+    return release_deployments()
 
 
 def test_upgrade_run_succeeds(upgrade):
@@ -60,8 +53,9 @@ def test_new_packages_live(deployments, component, new_packages):
 
 
 def test_upgrade_again_changes_nothing(upgrade, upgrade_run, revision, new_packages):
-    before = revision()
-    run, calls = upgrade_run({"dask_chart_extra_pip_packages": new_packages}, "upgrade-again")
+    run, calls, before = upgrade_run(
+        {"dask_chart_extra_pip_packages": new_packages}, "upgrade-again"
+    )
     assert run.returncode == 0, run.describe()
     assert calls == [], harness.describe_requests(calls)
     assert revision() == before

@@ -169,9 +169,8 @@ def test_exposure_change_is_one_safe_revision_that_converges(
 ):
     assert release_services.state() == start, "the previous transition failed"
     extra_vars = {**BASE, **STATES[target]}
-    before = revision()
     with release_services.watch() as services_seen:
-        run, calls = upgrade_run(extra_vars, f"exposure-{start}-to-{target}")
+        run, calls, before = upgrade_run(extra_vars, f"exposure-{start}-to-{target}")
     assert run.returncode == 0, run.describe()
     assert "conflict" not in run.output, run.describe()
     assert calls == [], harness.describe_requests(calls)
@@ -179,7 +178,7 @@ def test_exposure_change_is_one_safe_revision_that_converges(
     assert release_services.state() == target, release_services.exposure()
     assert services_seen.open_load_balancers() == [], "a LoadBalancer existed without ranges"
 
-    again, _ = upgrade_run(extra_vars, f"exposure-{target}-again")
+    again, _, _ = upgrade_run(extra_vars, f"exposure-{target}-again")
     assert again.returncode == 0, again.describe()
     assert again.recap().get("changed") == 0, again.describe()
     assert revision() == before + 1
@@ -187,11 +186,11 @@ def test_exposure_change_is_one_safe_revision_that_converges(
 
 def test_jupyter_enabled_later_is_exposed_from_its_first_version(release_services, upgrade_run):
     exposed = {**BASE, **STATES["ranges"]}
-    run, _ = upgrade_run({**exposed, "dask_chart_jupyter_enabled": False}, "jupyter-disabled")
+    run, _, _ = upgrade_run({**exposed, "dask_chart_jupyter_enabled": False}, "jupyter-disabled")
     assert run.returncode == 0, run.describe()
     assert "jupyter" not in release_services.exposure()
     with release_services.watch() as services_seen:
-        run, _ = upgrade_run(exposed, "jupyter-enabled-later")
+        run, _, _ = upgrade_run(exposed, "jupyter-enabled-later")
     assert run.returncode == 0, run.describe()
     jupyter = [s for s in services_seen.seen if s["name"].endswith("-jupyter")]
     assert jupyter, "the watch never saw the Jupyter Service"

@@ -27,17 +27,13 @@ def new_version(settings) -> str:
 
 
 @pytest.fixture(scope="module")
-def dask_upgrade(upgrade_run, revision, new_version):
-    before = revision()
-    run, calls = upgrade_run({"dask_chart_dask_version": new_version}, "dask-version-upgrade")
-    return run, calls, before
+def dask_upgrade(upgrade_run, new_version):
+    return upgrade_run({"dask_chart_dask_version": new_version}, "dask-version-upgrade")
 
 
 @pytest.fixture(scope="module")
-def deployments(dask_upgrade, kubeconfig, namespace, release) -> dict[str, dict]:
-    apps = client.AppsV1Api(harness.kube_client(kubeconfig))
-    items = apps.list_namespaced_deployment(namespace, label_selector=f"release={release}").items
-    return {d.metadata.labels["component"]: d for d in items}
+def deployments(dask_upgrade, release_deployments) -> dict[str, client.V1Deployment]:
+    return release_deployments()
 
 
 def test_the_dask_upgrade_is_one_helm_revision_without_gke_calls(dask_upgrade, revision):
@@ -71,8 +67,7 @@ def test_the_endpoints_file_names_the_new_version(dask_upgrade, endpoints_file, 
 
 
 def test_upgrading_again_changes_nothing(dask_upgrade, upgrade_run, revision, new_version):
-    before = revision()
-    run, calls = upgrade_run({"dask_chart_dask_version": new_version}, "dask-version-again")
+    run, calls, before = upgrade_run({"dask_chart_dask_version": new_version}, "dask-version-again")
     assert run.returncode == 0, run.describe()
     assert calls == []
     assert revision() == before

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.sandbox.tools import bin_dir
+from tests.unit.sandbox.tools import helm_binary_params, helm_env
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PLUGINS = REPO_ROOT / "roles/dask_chart/files/helm-plugins"
@@ -220,29 +219,18 @@ def test_unknown_settings_are_refused():
 # ---- the program, run by the built Helm binaries on the sandbox chart -----------------
 
 
-def _helm(name):
-    path = bin_dir() / name
-    marks = [] if os.access(path, os.X_OK) else [pytest.mark.skip(reason=f"{path} is not built")]
-    return pytest.param(name, marks=marks, id=name)
-
-
-@pytest.fixture(params=[_helm("helm"), _helm("helm3")])
+@pytest.fixture(params=helm_binary_params())
 def helm_render(request, tmp_path):
     """helm_render(settings, values) -> (returncode, manifests by (kind, name), stderr)."""
-    name = request.param
-    helm = bin_dir() / name
+    helm = request.param
 
     def run(settings: dict, values: dict | None = None):
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(tmp_path),
-            "HELM_CONFIG_HOME": str(tmp_path / "config"),
-            "HELM_CACHE_HOME": str(tmp_path / "cache"),
-            "HELM_DATA_HOME": str(tmp_path / "data"),
+            **helm_env(tmp_path),
             "DASK_CHART_POST_RENDER": json.dumps(settings),
             "DASK_CHART_POST_RENDERER_PYTHON": sys.executable,
         }
-        if name == "helm":
+        if helm.name == "helm":
             env["HELM_PLUGINS"] = str(PLUGINS)
             renderer = "dask-chart-post-renderer"
         else:

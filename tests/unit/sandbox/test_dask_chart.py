@@ -5,43 +5,23 @@ env propagation and the Jupyter password config (dask/helm-chart#512).
 """
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.unit.sandbox.tools import bin_dir
+from tests.unit.sandbox.tools import helm_binary_params, helm_env
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART = REPO_ROOT / "sandbox" / "charts" / "dask"
 
 
-def _helm_binaries() -> list:
-    params = []
-    for name in ("helm", "helm3"):
-        path = bin_dir() / name
-        marks = (
-            []
-            if os.access(path, os.X_OK)
-            else [pytest.mark.skip(reason=f"{path} is not built (run sandbox/tools/build.sh)")]
-        )
-        params.append(pytest.param(path, id=name, marks=marks))
-    return params
-
-
-@pytest.fixture(params=_helm_binaries())
+@pytest.fixture(params=helm_binary_params())
 def render(request, tmp_path):
     """render(release, values) -> {(kind, name): manifest} from `helm template`."""
     helm = request.param
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "HELM_CONFIG_HOME": str(tmp_path / "config"),
-        "HELM_CACHE_HOME": str(tmp_path / "cache"),
-        "HELM_DATA_HOME": str(tmp_path / "data"),
-    }
+    env = helm_env(tmp_path)
 
     def _render(release: str = "dask", values: dict | None = None) -> dict:
         values_file = tmp_path / "values.json"
