@@ -23,12 +23,13 @@ echo "No Python >= 3.12 found (ansible-core 2.20+ needs it). Install one (e.g. '
 endef
 
 .PHONY: help setup deploy cleanup upgrade sandbox sandbox-down sandbox-status sandbox-tools \
-        lint unit integration test bench clean
+        sandbox-system-packages sandbox-images \
+        lint unit integration test bench clean collection collection-test changelog
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt meta/requirements.txt
 	@py="$$($(find_python))"; echo "setup: using $$py ($$($$py --version))"; \
 	  [ -x $(PY) ] || "$$py" -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -40,7 +41,13 @@ setup: $(STAMP) ## Create .venv with the pinned Python dependencies
 sandbox-tools: ## Build the sandbox's Kubernetes, etcd, KWOK and Helm binaries (cached)
 	sandbox/tools/build.sh
 
-sandbox: setup ## Build tools if needed and start the local GKE + Kubernetes sandbox
+sandbox-system-packages: ## Install the Debian packages the sandbox needs (apt-get, when missing)
+	sandbox/system-packages.sh
+
+sandbox-images: setup sandbox-system-packages ## Build the Dask, notebook and pause images (cached)
+	$(PY) -m sandbox.images build --all
+
+sandbox: setup sandbox-system-packages ## Build tools if needed and start the local GKE + Kubernetes sandbox
 	$(SANDBOX) up
 
 sandbox-down: ## Stop the sandbox: every cluster and every process it started
@@ -64,14 +71,25 @@ lint: setup ## ansible-lint (production), yamllint, ruff, syntax check
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-playbook --syntax-check deploy.yml cleanup.yml
 	$(BIN)/ansible-lint --offline
+	$(BIN)/antsibull-changelog lint
 
-unit: setup ## pytest on library/, module_utils/, sandbox/ and roles
+collection: setup ## Build the dask_gke.core collection tarball into dist/
+	$(PY) tools/build_collection.py
+
+# Run in the collection tree so that antsibull-changelog finds the new modules and plugins.
+changelog: setup ## Release changelogs/fragments into CHANGELOG.md under galaxy.yml's version
+	cd collections/ansible_collections/dask_gke/core && $(CURDIR)/$(BIN)/antsibull-changelog release
+
+unit: setup sandbox-system-packages ## pytest on library/, module_utils/, sandbox/ and roles
 	$(BIN)/pytest -q tests/unit
 
 integration: sandbox ## Molecule scenarios on the sandbox
 	PATH="$(CURDIR)/$(BIN):$$PATH" tests/integration/run.sh
 
-test: lint unit integration ## Everything CI runs
+collection-test: sandbox ## The built collection as a user installs it: clean venv, ansible-test sanity, EE context, FQCN runbook on the sandbox
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider tests/collection
+
+test: lint unit integration collection-test ## Everything CI runs
 
 bench: sandbox ## Benchmarks; results and plots under benchmarks/results
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) benchmarks/run.py

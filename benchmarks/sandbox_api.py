@@ -59,6 +59,13 @@ class Admin:
     def clear_requests(self) -> None:
         self._call("DELETE", "/requests")
 
+    def set_real_node(self, enabled: bool) -> None:
+        """Real nodes for clusters created from now on, or fake nodes only."""
+        self._call("PUT", "/real-node", {"enabled": enabled})
+
+    def real_node(self) -> bool:
+        return not self._call("GET", "/state").get("realNodeDisabled")
+
     def faults(self) -> dict:
         return self._call("GET", "/faults") or {}
 

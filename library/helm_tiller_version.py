@@ -25,7 +25,7 @@ description:
   - Read-only; never reports C(changed).
 version_added: "1.0.0"
 author:
-  - dask-gke contributors
+  - dask-gke contributors (!UNKNOWN)
 requirements:
   - helm (2.x, 3.x or 4.x) on the control node
   - python >= 3.11
@@ -34,7 +34,7 @@ requirements:
 options:
   binary_path:
     description:
-      - Path of the helm binary.
+      - Path of the helm binary, or a name without C(/) searched on E(PATH).
       - When not set, C(helm) is searched on E(PATH).
     type: path
   min_version:
@@ -89,35 +89,39 @@ seealso:
 EXAMPLES = r"""
 # Helm 3/4 (default mode)
 - name: Require Helm 3.8 or newer
-  helm_tiller_version:
+  dask_gke.core.helm_tiller_version:
     min_version: "3.8.0"
   register: helm_check
 
 - name: Require Helm 4 from an explicit path and report a leftover Tiller
-  helm_tiller_version:
+  dask_gke.core.helm_tiller_version:
     binary_path: /usr/local/bin/helm
     min_version: "4.0.0"
     tiller: absent
-    kubeconfig: "{{ lookup('env', 'HOME') }}/.kube/config"
+    # The kubeconfig that the dask_gke.core.gke_cluster role writes.
+    kubeconfig: "{{ gke_cluster_kubeconfig_path }}"
 
+# No kubeconfig option: K8S_AUTH_KUBECONFIG, else ~/.kube/config.
 - name: Fail when a Helm 2 Tiller is still installed
-  helm_tiller_version:
+  dask_gke.core.helm_tiller_version:
     tiller: absent
     fail_on_leftover_tiller: true
-    kubeconfig: /path/to/kubeconfig
     context: gke_my-project_us-central1-a_dask
 
 # Legacy mode (Helm 2 and Tiller)
 - name: Require a ready Tiller that matches the Helm 2 client
-  helm_tiller_version:
+  dask_gke.core.helm_tiller_version:
     binary_path: /opt/helm2/helm
     tiller: present
     tiller_namespace: kube-system
+    kubeconfig: "{{ gke_cluster_kubeconfig_path }}"
   register: tiller_check
 
-- name: Show the Tiller version
+- name: Show the Helm 2 client, Tiller and whether they work together
   ansible.builtin.debug:
-    msg: "Tiller {{ tiller_check.server_version }} ready={{ tiller_check.tiller_ready }}"
+    msg: >-
+      Helm {{ tiller_check.client_version }}, Tiller {{ tiller_check.server_version }},
+      ready={{ tiller_check.tiller_ready }}, compatible={{ tiller_check.compatible }}
 """
 
 RETURN = r"""
@@ -184,6 +188,11 @@ reasons:
     - >-
       Tiller found (Deployment kube-system/tiller-deploy, image ghcr.io/helm/tiller:v2.17.0)
       although tiller=absent ...
+binary_path:
+  description: Absolute path of the helm binary that was run.
+  returned: always when helm was found
+  type: str
+  sample: /usr/local/bin/helm
 command:
   description: The helm command that was run.
   returned: always when helm was found
@@ -205,14 +214,15 @@ stderr:
 
 import os
 import shlex
+from http import HTTPStatus
 
-from ansible.module_utils.helm_versions import (
+from ansible_collections.dask_gke.core.plugins.module_utils.helm_versions import (
     HelmVersionError,
     image_tag_version,
     parse_helm_version,
     parse_semver,
 )
-from ansible.module_utils.k8s_client import (
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
     K8sModule,
     NamespacedResource,
     connection_argument_spec,
@@ -226,6 +236,8 @@ except ImportError:  # reported by K8sModule.requires("kubernetes") when needed
     ApiException = None
 
 TILLER_DEPLOYMENT = "tiller-deploy"
+# The Helm major version that talks to a Tiller.
+HELM_WITH_TILLER = 2
 
 
 def run_helm_version(module, binary):
@@ -244,15 +256,16 @@ def run_helm_version(module, binary):
     except HelmVersionError as exc:
         module.fail_json(msg=f"Could not read the helm client version: {exc}", **run)
     # Helm 2 exits non-zero when Tiller cannot be reached; its client line is still valid.
-    if rc != 0 and not (info.client_major == 2 and info.tiller_error):
+    if rc != 0 and not (info.client_major == HELM_WITH_TILLER and info.tiller_error):
         module.fail_json(msg=f"'{run['command']}' failed with exit code {rc}", **run)
     return info, run
 
 
 def find_helm(module):
+    """The absolute path of helm: binary_path, a name searched on PATH, or helm on PATH."""
     binary = module.params["binary_path"]
-    if binary is None:
-        return module.get_bin_path("helm", required=True)
+    if binary is None or os.sep not in binary:
+        return module.get_bin_path(binary or "helm", required=True)
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         module.fail_json(
             msg=(
@@ -260,7 +273,7 @@ def find_helm(module):
                 "set binary_path to the helm binary or leave it unset to search PATH."
             )
         )
-    return binary
+    return os.path.abspath(binary)
 
 
 def read_tiller(module):
@@ -270,7 +283,7 @@ def read_tiller(module):
     try:
         deployment = deployments.read(namespace, TILLER_DEPLOYMENT)
     except ApiException as exc:
-        if exc.status == 404:
+        if exc.status == HTTPStatus.NOT_FOUND:
             return {"present": False, "ready": False, "image": None, "version": None}
         module.fail_json(
             msg=(
@@ -309,7 +322,7 @@ def check(params, info, tiller):
             )
     server = tiller["version"] if tiller and tiller["version"] else info.server
     if (
-        client.major == 2
+        client.major == HELM_WITH_TILLER
         and server
         and (server.major, server.minor) != (client.major, client.minor)
     ):
@@ -366,7 +379,8 @@ def main():
                 "such as 3.8.0 or v4.0.0"
             )
 
-    info, run = run_helm_version(module, find_helm(module))
+    binary = find_helm(module)
+    info, run = run_helm_version(module, binary)
     tiller = read_tiller(module) if params["tiller"] != "any" else None
     failures, warnings = check(params, info, tiller)
 
@@ -384,6 +398,7 @@ def main():
         tiller_error=info.tiller_error,
         compatible=not failures,
         reasons=failures + warnings,
+        binary_path=binary,
         command=run["command"],
         stdout=run["stdout"],
         stderr=run["stderr"],

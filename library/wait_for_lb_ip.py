@@ -23,7 +23,7 @@ description:
   - Read-only; never reports C(changed).
 version_added: "1.0.0"
 author:
-  - dask-gke contributors
+  - dask-gke contributors (!UNKNOWN)
 requirements:
   - python >= 3.11
   - kubernetes >= 24.2.0
@@ -76,13 +76,14 @@ seealso:
 
 EXAMPLES = r"""
 - name: Wait for the Dask scheduler and Jupyter load balancers
-  wait_for_lb_ip:
+  dask_gke.core.wait_for_lb_ip:
     namespace: dask
     names:
       - dask-scheduler
       - dask-jupyter
     timeout: 600
-    kubeconfig: "{{ playbook_dir }}/../.sandbox/kubeconfig"
+    # The kubeconfig that the dask_gke.core.gke_cluster role writes.
+    kubeconfig: "{{ gke_cluster_kubeconfig_path }}"
   register: dask_lb
 
 - name: Show the Jupyter URL
@@ -92,7 +93,7 @@ EXAMPLES = r"""
     msg: "http://{{ jupyter.ip }}:{{ jupyter.ports[0].port }}"
 
 - name: Wait for every LoadBalancer service of a release, IPs only
-  wait_for_lb_ip:
+  dask_gke.core.wait_for_lb_ip:
     namespace: dask
     label_selector: app.kubernetes.io/instance=dask
     accept_hostname: false
@@ -174,8 +175,12 @@ reconnects:
 
 import time
 
-from ansible.module_utils.k8s_client import K8sModule, NamespacedResource, dynamic_client
-from ansible.module_utils.k8s_watch import (
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
+    K8sModule,
+    NamespacedResource,
+    dynamic_client,
+)
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import (
     WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
     check_wait_params,
@@ -300,7 +305,7 @@ class LoadBalancerWaiter(ListWatchWaiter):
             if not self.ready(name):
                 continue
             service = self.objects[name]
-            ip, hostname, _ = ingress_address(service, self.accept_hostname)
+            ip, hostname, _assigned = ingress_address(service, self.accept_hostname)
             ready_after, seen_at = self.seen[name]
             services[name] = {
                 "ip": ip,

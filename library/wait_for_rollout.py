@@ -29,9 +29,9 @@ description:
     Pods are not ready (waiting reasons such as C(CrashLoopBackOff), with the
     last exit).
   - Read-only; never reports C(changed).
-version_added: "1.1.0"
+version_added: "1.0.0"
 author:
-  - dask-gke contributors
+  - dask-gke contributors (!UNKNOWN)
 requirements:
   - python >= 3.11
   - kubernetes >= 24.2.0
@@ -82,20 +82,21 @@ attributes:
     description: Nothing is changed, so there is no diff.
 seealso:
   - module: kubernetes.core.k8s_info
-  - module: wait_for_lb_ip
+  - module: dask_gke.core.wait_for_lb_ip
 """
 
 EXAMPLES = r"""
 - name: Wait for the Dask scheduler, workers and Jupyter to roll out
-  wait_for_rollout:
+  dask_gke.core.wait_for_rollout:
     namespace: dask
     names: [dask-scheduler, dask-worker, dask-jupyter]
     timeout: 600
-    kubeconfig: "{{ playbook_dir }}/../.sandbox/kubeconfig"
+    # The kubeconfig that the dask_gke.core.gke_cluster role writes.
+    kubeconfig: "{{ gke_cluster_kubeconfig_path }}"
   register: dask_rollout
 
 - name: Wait for every Deployment of a release
-  wait_for_rollout:
+  dask_gke.core.wait_for_rollout:
     namespace: dask
     label_selector: app.kubernetes.io/instance=dask
     timeout: 300
@@ -178,13 +179,13 @@ reconnects:
 
 import time
 
-from ansible.module_utils.k8s_client import (
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
     K8sModule,
     NamespacedResource,
     describe_api_error,
     dynamic_client,
 )
-from ansible.module_utils.k8s_watch import (
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import (
     CONNECT_TIMEOUT,
     STREAM_ERRORS,
     WAIT_ARGUMENT_RULES,
@@ -198,7 +199,10 @@ from ansible.module_utils.k8s_watch import (
     wait_argument_spec,
 )
 
-DONE, WAITING, FAILED = "done", "waiting", "failed"
+# One name per line: ansible-doc cannot read a tuple assignment at module level.
+DONE = "done"
+WAITING = "waiting"
+FAILED = "failed"
 # Waiting reasons of a container that will not start on its own: its image
 # cannot be pulled (the kubelet keeps retrying, but a tag that does not exist
 # never appears by itself).

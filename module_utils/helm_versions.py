@@ -8,7 +8,7 @@ Shared by the dask-gke modules; no Ansible imports so it can be unit tested alon
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # A SemVer 2.0 version as Helm prints it: optional "v", MAJOR.MINOR.PATCH,
 # optional -prerelease and +build metadata (Helm's --short adds "+g<commit>").
@@ -92,12 +92,9 @@ class HelmVersionInfo:
 
     client: SemVer
     output_format: str  # "helm2", "helm2-short", "buildinfo", "short" or "template"
-    git_commit: str = ""
-    go_version: str = ""
-    kube_client_version: str = ""
+    kube_client_version: str = ""  # Helm 4 only
     server: SemVer | None = None  # Helm 2 only: the Tiller that answered
     tiller_error: str = ""  # Helm 2 only: why no Server line was printed
-    fields: dict = field(default_factory=dict)
 
     @property
     def client_major(self) -> int:
@@ -108,15 +105,15 @@ def _parse_go_struct(fields_text: str) -> dict:
     return dict(_GO_FIELD_RE.findall(fields_text))
 
 
-def _parse_helm2_side(rest: str) -> tuple[SemVer, str, dict]:
+def _parse_helm2_side(rest: str) -> tuple[SemVer, str]:
     """One side of Helm 2's output: the %#v struct or the --short form."""
     struct = _HELM2_STRUCT_RE.match(rest.strip())
     if struct:
         fields = _parse_go_struct(struct["fields"])
         if "SemVer" not in fields:
             raise HelmVersionError(f"no SemVer field in {rest!r}")
-        return parse_semver(fields["SemVer"]), "helm2", fields
-    return parse_semver(rest), "helm2-short", {}
+        return parse_semver(fields["SemVer"]), "helm2"
+    return parse_semver(rest), "helm2-short"
 
 
 def _parse_helm2(lines: list[str], error_lines: list[str]) -> HelmVersionInfo | None:
@@ -127,7 +124,7 @@ def _parse_helm2(lines: list[str], error_lines: list[str]) -> HelmVersionInfo | 
             sides[match["side"]] = _parse_helm2_side(match["rest"])
     if "Client" not in sides:
         return None
-    client, output_format, fields = sides["Client"]
+    client, output_format = sides["Client"]
     server = sides["Server"][0] if "Server" in sides else None
     tiller_error = ""
     for line in error_lines:
@@ -136,12 +133,7 @@ def _parse_helm2(lines: list[str], error_lines: list[str]) -> HelmVersionInfo | 
             tiller_error = match["msg"]
             break
     return HelmVersionInfo(
-        client=client,
-        output_format=output_format,
-        git_commit=fields.get("GitCommit", client.build.removeprefix("g")),
-        server=server,
-        tiller_error=tiller_error,
-        fields=fields,
+        client=client, output_format=output_format, server=server, tiller_error=tiller_error
     )
 
 
@@ -155,10 +147,7 @@ def _parse_buildinfo(line: str) -> HelmVersionInfo | None:
     return HelmVersionInfo(
         client=parse_semver(fields["Version"]),
         output_format="buildinfo",
-        git_commit=fields.get("GitCommit", ""),
-        go_version=fields.get("GoVersion", ""),
         kube_client_version=fields.get("KubeClientVersion", ""),
-        fields=fields,
     )
 
 
@@ -178,10 +167,7 @@ def parse_helm_version(stdout: str, stderr: str = "") -> HelmVersionInfo:
         if info:
             return info
     if len(lines) == 1 and _SEMVER_RE.match(lines[0]):
-        client = parse_semver(lines[0])
-        return HelmVersionInfo(
-            client=client, output_format="short", git_commit=client.build.removeprefix("g")
-        )
+        return HelmVersionInfo(client=parse_semver(lines[0]), output_format="short")
     # A --template output: accept it when it names exactly one version.
     tokens = sorted({token for line in lines for token in _VERSION_TOKEN_RE.findall(line)})
     if len(tokens) == 1:

@@ -16,9 +16,13 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.client import HTTPException
 
-from ansible.module_utils.k8s_client import connection_argument_spec, describe_api_error
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
+    connection_argument_spec,
+    describe_api_error,
+)
 
 try:
     import urllib3
@@ -333,7 +337,7 @@ class ListWatchWaiter:
             try:
                 full_round = self._watch_once()
             except ApiException as exc:
-                if exc.status != 410:
+                if exc.status != HTTPStatus.GONE:
                     raise WaitFailure(
                         f"Watching {self.plural} in namespace {self.namespace} failed: "
                         f"{describe_api_error(exc)}"

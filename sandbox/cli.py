@@ -3,6 +3,7 @@
     python -m sandbox.cli up [--backend kwok|fake]   build tools if needed, start the daemon
     python -m sandbox.cli down                        delete every cluster, stop every process
     python -m sandbox.cli status [--json]             exit 0 when the daemon serves, 3 when not
+    python -m sandbox.cli leftovers                   exit 1 listing what a real node left behind
 
 State lives in .sandbox/ (DASK_GKE_SANDBOX_DIR overrides); ports start at 18080
 (DASK_GKE_SANDBOX_PORT_BASE overrides). See docs/contracts.md.
@@ -14,13 +15,15 @@ import json
 import os
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from sandbox.emulator.ca import ensure_ca
+from sandbox.node.commands import NodeError
+from sandbox.node.processes import alive, read_pid, stop_pid
+from sandbox.pypi import host_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "sandbox" / "tools" / "build.sh"
@@ -29,7 +32,6 @@ DEFAULT_PORT_BASE = 18080
 PROJECT = "dask-gke-sandbox"
 HEALTH_TIMEOUT = 30.0  # seconds for a started daemon to answer /healthz
 SHUTDOWN_TIMEOUT = 600.0  # seconds for the daemon to delete every cluster
-STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 EXIT_DOWN = 3
 PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
 
@@ -82,41 +84,12 @@ def write_private(path: Path, text: str) -> None:
 # ---- processes -----------------------------------------------------------
 
 
-def read_pid(pid_file: Path) -> int | None:
+def stop(pid: int, name: str) -> None:
+    """Stop one recorded process; a process that outlives SIGKILL is reported, not fatal."""
     try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) no longer counts as running.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def stop_pid(pid: int) -> None:
-    """SIGTERM, wait (bounded), then SIGKILL."""
-    if not alive(pid):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return
-        time.sleep(0.1)
-    info(f"pid {pid} still running {STOP_TIMEOUT:.0f} s after SIGTERM: sending SIGKILL")
-    os.kill(pid, signal.SIGKILL)
+        stop_pid(pid, name)
+    except NodeError as error:
+        info(str(error))
 
 
 # ---- up ------------------------------------------------------------------
@@ -204,6 +177,13 @@ def ensure_token(sandbox: Path) -> str:
     return path.read_text().strip()
 
 
+def dask_versions() -> list[str]:
+    """The Dask versions whose images the real nodes carry (built here, before the daemon)."""
+    from sandbox import images  # noqa: PLC0415 - only `up` builds images
+
+    return images.sandbox_dask_versions()
+
+
 def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
     log_path = sandbox / "logs" / "daemon.log"
     argv = [
@@ -218,7 +198,12 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
         str(port_base()),
         "--backend",
         backend,
+        "--package-index-port",
+        str(host_port(port_base())),
     ]
+    if backend == "kwok":
+        for version in dask_versions():
+            argv += ["--dask-version", version]
     # The daemon talks to its KWOK clusters on loopback directly: never through a proxy
     # (a sourced .sandbox/env would otherwise hand it our own CONNECT proxy).
     env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
@@ -248,6 +233,18 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
     )
 
 
+def start_package_index(sandbox: Path) -> None:
+    """The caching PyPI proxy pods install EXTRA_PIP_PACKAGES from (sandbox/pypi)."""
+    # Imported here: sandbox.pypi.server imports this module.
+    from sandbox.pypi.server import PypiError, start  # noqa: PLC0415
+
+    try:
+        pid = start(sandbox, port_base())
+    except PypiError as error:
+        raise SandboxError(f"package index: {error}") from error
+    info(f"package index on 127.0.0.1:{host_port(port_base())} (pid {pid})")
+
+
 def cmd_up(args) -> int:
     sandbox = sandbox_dir()
     for sub in ("pids", "logs", "charts", "kwok", "helm"):
@@ -257,6 +254,8 @@ def cmd_up(args) -> int:
     ensure_ca(sandbox)
     env = environment(sandbox, bin_dir, token)
     package_charts(sandbox, bin_dir, env["SANDBOX_CHART_REPO_URL"])
+    if args.backend == "kwok":
+        start_package_index(sandbox)  # before the daemon: its real nodes relay pods to it
     pid = read_pid(sandbox / "pids" / "daemon.pid")
     if alive(pid) and admin_call("GET", "/healthz") is not None:
         info(f"daemon already running (pid {pid})")
@@ -265,6 +264,11 @@ def cmd_up(args) -> int:
             raise SandboxError(f"{admin_url()} answers but is not our daemon; stop it first")
         pid = start_daemon(sandbox, bin_dir, args.backend)
         info(f"daemon started (pid {pid}, backend {args.backend})")
+    # Whether pods run for real here (the daemon decided; docs/contracts.md).
+    disabled = (admin_call("GET", "/state") or {}).get("realNodeDisabled", "no answer")
+    env["SANDBOX_REAL_NODE"] = "false" if disabled else "true"
+    if disabled:
+        info(f"no real node: {disabled}; pods are KWOK fakes and nothing listens behind them")
     write_environment(sandbox, env)
     info(f"ready: source {sandbox / 'env'}")
     return 0
@@ -286,6 +290,15 @@ def delete_clusters_directly(sandbox: Path) -> None:
         backend.delete_cluster(cluster_id)
 
 
+def remove_leftover_nodes(sandbox: Path) -> None:
+    """Real nodes a crashed daemon left (network namespaces, mounts, cgroups, processes)."""
+    # Imported here: it loads the kubernetes client (about 1 s), which only `down` needs.
+    from sandbox.node.dataplane import remove_leftover_nodes as remove  # noqa: PLC0415
+
+    for name in remove(sandbox, tools_bin_dir(build=False)):
+        info(f"removed leftover real node {name}")
+
+
 def cmd_down(args) -> int:
     sandbox = sandbox_dir()
     clusters_deleted = False
@@ -301,10 +314,14 @@ def cmd_down(args) -> int:
             delete_clusters_directly(sandbox)
         except Exception as error:  # BackendError or any other: still stop every process
             failure = f"deleting leftover clusters failed: {error}"
+    try:
+        remove_leftover_nodes(sandbox)
+    except Exception as error:  # NodeError or any other: still stop every process
+        failure = failure or f"removing leftover real nodes failed: {error}"
     for pid_file in sorted((sandbox / "pids").glob("*.pid")):
         pid = read_pid(pid_file)
         if pid:
-            stop_pid(pid)
+            stop(pid, pid_file.stem)
         pid_file.unlink(missing_ok=True)
     for name in ("env", "env.json"):
         (sandbox / name).unlink(missing_ok=True)
@@ -339,10 +356,28 @@ def collect_status() -> dict:
     return {
         "up": healthy,
         "sandbox_dir": str(sandbox),
-        "ports": {"proxy": base, "admin": base + 1, "chart_repo": base + 2, "gke_api": base + 3},
+        "ports": {
+            "proxy": base,
+            "admin": base + 1,
+            "chart_repo": base + 2,
+            "gke_api": base + 3,
+            "pypi": host_port(base),
+        },
         "clusters": clusters,
         "pids": pids,
     }
+
+
+def cmd_leftovers(args) -> int:
+    """Exit 1 listing what the sandbox's real nodes left (namespaces, rules, mounts, ...)."""
+    from sandbox.node.dataplane import leftovers  # noqa: PLC0415 - loads the kubernetes client
+
+    found = leftovers(sandbox_dir())
+    for item in found:
+        print(f"left behind: {item}")
+    if not found:
+        info("nothing left behind")
+    return 1 if found else 0
 
 
 def cmd_status(args) -> int:
@@ -378,6 +413,9 @@ def main(argv=None) -> int:
     commands.add_parser("down", help="delete every cluster and stop every process").set_defaults(
         func=cmd_down
     )
+    commands.add_parser(
+        "leftovers", help="exit 1 listing real-node state still present after down"
+    ).set_defaults(func=cmd_leftovers)
     status = commands.add_parser("status", help="summary; exit 0 when up, 3 when down")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)

@@ -1,8 +1,9 @@
 """Admin HTTP API of the sandbox (SANDBOX_ADMIN_URL) and the chart repository server.
 
 Admin calls (docs/contracts.md): GET /healthz, GET /state, GET|DELETE /requests,
-GET|PUT|DELETE /faults, and POST /shutdown, which deletes every backend
-cluster and then stops the daemon (used by `sandbox.cli down`).
+GET|PUT|DELETE /faults, POST /images (build and import a Dask version's images
+into the real nodes), and POST /shutdown, which deletes every backend cluster
+and then stops the daemon (used by `sandbox.cli down`).
 """
 
 import functools
@@ -18,6 +19,7 @@ from sandbox.emulator.faults import FaultSettingsError
 log = logging.getLogger("sandbox.admin")
 
 DEFAULT_LB_DELAY_MS = 500  # LoadBalancer ingress delay when no fault sets lb_delay_ms
+DEFAULT_LB_CLEANUP_DELAY_MS = 500  # listener gone -> finalizer removed, when no fault sets it
 
 
 class LoadBalancerSwitch:
@@ -26,12 +28,13 @@ class LoadBalancerSwitch:
     def __init__(self, backend):
         self._backend = backend
         self._lock = threading.Lock()
-        self._applied = (True, DEFAULT_LB_DELAY_MS)
+        self._applied = (True, DEFAULT_LB_DELAY_MS, DEFAULT_LB_CLEANUP_DELAY_MS)
 
     def apply(self, settings: dict) -> None:
         wanted = (
             settings.get("load_balancer", {}).get("assign", True),
             settings.get("lb_delay_ms", DEFAULT_LB_DELAY_MS),
+            settings.get("lb_cleanup_delay_ms", DEFAULT_LB_CLEANUP_DELAY_MS),
         )
         with self._lock:
             if wanted != self._applied:
@@ -47,6 +50,11 @@ class AdminApp:
         self.backend = backend
         self.load_balancer = LoadBalancerSwitch(backend)
         self.stop = stop  # called (on another thread) after POST /shutdown answered
+
+    def state(self) -> dict:
+        """The emulator's state, plus the data plane's (forwarding rules, real nodes)."""
+        data_plane = getattr(self.backend, "data_plane", None)
+        return {**self.service.snapshot(), **(data_plane.snapshot() if data_plane else {})}
 
     def shutdown_clusters(self) -> list[str]:
         """Delete every backend cluster; return their ids."""
@@ -71,7 +79,7 @@ class AdminHandler(BaseHTTPRequestHandler):
         if path == "/healthz":
             self._send(200, {"status": "ok"})
         elif path == "/state":
-            self._send(200, app.service.snapshot())
+            self._send(200, app.state())
         elif path == "/requests":
             self._send(200, app.request_log.entries())
         elif path == "/faults":
@@ -94,6 +102,9 @@ class AdminHandler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         app: AdminApp = self.server.app
+        if urlsplit(self.path).path == "/real-node":
+            self._put_real_node(app)
+            return
         if urlsplit(self.path).path != "/faults":
             self._send(404, {"error": f"unknown admin path {self.path}"})
             return
@@ -108,7 +119,11 @@ class AdminHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         app: AdminApp = self.server.app
-        if urlsplit(self.path).path != "/shutdown":
+        path = urlsplit(self.path).path
+        if path == "/images":
+            self._post_images(app)
+            return
+        if path != "/shutdown":
             self._send(404, {"error": f"unknown admin path {self.path}"})
             return
         self._body()
@@ -120,6 +135,46 @@ class AdminHandler(BaseHTTPRequestHandler):
             return
         self._send(200, {"deleted": deleted})
         threading.Thread(target=app.stop, name="shutdown", daemon=True).start()
+
+    def _put_real_node(self, app: AdminApp) -> None:
+        """{"enabled": false}: clusters created from now on get fake nodes only (scale tests)."""
+        data_plane = getattr(app.backend, "data_plane", None)
+        enabled = self._json_field("enabled")
+        if not isinstance(enabled, bool) or data_plane is None:
+            usage = 'PUT /real-node wants {"enabled": true|false} (kwok backend)'
+            self._send(400, {"error": usage})
+            return
+        try:
+            data_plane.enable_real_nodes(enabled)
+        except Exception as error:  # the machine cannot host one: say why
+            self._send(409, {"error": str(error)})
+            return
+        self._send(200, {"realNodeDisabled": data_plane.real_node_reason})
+
+    def _post_images(self, app: AdminApp) -> None:
+        """{"dask_version": "2026.8.0"}: build its images if needed, import into every node."""
+        data_plane = getattr(app.backend, "data_plane", None)
+        version = self._json_field("dask_version")
+        if not isinstance(version, str) or not version:
+            self._send(400, {"error": 'POST /images wants {"dask_version": "<version>"}'})
+            return
+        if data_plane is None:
+            self._send(400, {"error": "this backend has no real nodes"})
+            return
+        try:
+            data_plane.add_dask_version(version)
+        except Exception as error:  # build or import failure: the caller needs the reason
+            log.exception("POST /images %s failed", version)
+            self._send(500, {"error": str(error)})
+            return
+        self._send(200, {"dask_versions": data_plane.dask_versions})
+
+    def _json_field(self, name: str):
+        """One field of the JSON object in the request body (None when absent or not JSON)."""
+        try:
+            return json.loads(self._body() or b"{}").get(name)
+        except (ValueError, AttributeError):
+            return None
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -6,6 +6,7 @@ Started detached by `python -m sandbox.cli up`; stops on SIGTERM/SIGINT or
 after POST /shutdown.
 
     python -m sandbox.emulator.daemon --sandbox-dir .sandbox --bin-dir DIR [--backend kwok|fake]
+        [--dask-version V ...] [--package-index-port PORT]
 """
 
 import argparse
@@ -48,7 +49,7 @@ def write_json_atomically(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def make_backend(kind: str, sandbox_dir: Path, bin_dir: Path | None, token: str):
+def make_backend(kind: str, sandbox_dir: Path, bin_dir: Path | None, token: str, args=None):
     if kind == "fake":
         return FakeBackend()
     # Imported here: it loads the kubernetes client (about 1 s), which the fake backend
@@ -57,7 +58,13 @@ def make_backend(kind: str, sandbox_dir: Path, bin_dir: Path | None, token: str)
 
     if bin_dir is None:
         raise SystemExit("--bin-dir is required with --backend kwok")
-    return KwokBackend(sandbox_dir, bin_dir, [token])
+    backend = KwokBackend(sandbox_dir, bin_dir, [token])
+    if args is not None:
+        backend.data_plane.dask_versions = list(args.dask_version or [])
+        backend.data_plane.index_port = args.package_index_port
+    reason = backend.data_plane.real_node_reason
+    log.info("real node: %s", f"none ({reason})" if reason else "one per cluster")
+    return backend
 
 
 class Daemon:
@@ -65,6 +72,7 @@ class Daemon:
 
     def __init__(self, sandbox_dir: Path, port_base: int, backend, token: str):
         self.sandbox_dir = sandbox_dir
+        self.backend = backend
         state_path = sandbox_dir / "state.json"
         self.faults = Faults()
         self.request_log = RequestLog(sandbox_dir / "requests.jsonl")
@@ -113,6 +121,9 @@ class Daemon:
         for server in self.servers:
             server.shutdown()
             server.server_close()
+        data_plane = getattr(self.backend, "data_plane", None)
+        if data_plane is not None:
+            data_plane.shutdown()
         log.info("stopped")
         self._stopped.set()
 
@@ -131,11 +142,21 @@ def main(argv=None) -> None:
         default="kwok",
         help="fake: in-memory clusters, for tests only",
     )
+    parser.add_argument(
+        "--dask-version",
+        action="append",
+        help="Dask version whose images every real node imports (repeat for several)",
+    )
+    parser.add_argument(
+        "--package-index-port",
+        type=int,
+        help="127.0.0.1 port of the package index that pods reach as pypi.dask-gke.internal",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sandbox_dir = args.sandbox_dir.resolve()
     token = (sandbox_dir / "token").read_text().strip()
-    backend = make_backend(args.backend, sandbox_dir, args.bin_dir, token)
+    backend = make_backend(args.backend, sandbox_dir, args.bin_dir, token, args)
     daemon = Daemon(sandbox_dir, args.port_base, backend, token)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: threading.Thread(target=daemon.stop, daemon=True).start())

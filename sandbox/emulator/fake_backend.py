@@ -25,7 +25,7 @@ class FakeBackend:
         self.lock = threading.Lock()
         self.calls: list[tuple] = []
         self.clusters: dict[str, dict[str, dict]] = {}  # cluster -> pool -> {count, machine}
-        self.load_balancer = {"assign": True, "delay_ms": 500}
+        self.load_balancer = {"assign": True, "delay_ms": 500, "cleanup_delay_ms": 500}
         self.fail_next: str | None = None  # message of the next call to fail, for tests
         self._next_port = 30443
         _, cert = make_ca("fake cluster CA")
@@ -66,7 +66,11 @@ class FakeBackend:
         with self.lock:
             return sorted(self.clusters)
 
-    def set_load_balancer(self, assign: bool, delay_ms: int) -> None:
-        self._record("set_load_balancer", assign, delay_ms)
+    def set_load_balancer(self, assign: bool, delay_ms: int, cleanup_delay_ms: int = 500) -> None:
+        self._record("set_load_balancer", assign, delay_ms, cleanup_delay_ms)
         with self.lock:
-            self.load_balancer = {"assign": assign, "delay_ms": delay_ms}
+            self.load_balancer = {
+                "assign": assign,
+                "delay_ms": delay_ms,
+                "cleanup_delay_ms": cleanup_delay_ms,
+            }

@@ -47,7 +47,13 @@ def validate(settings) -> dict:
     """Check a PUT /faults body; return it normalised (defaults filled in)."""
     if not isinstance(settings, dict):
         raise FaultSettingsError("the fault settings must be a JSON object")
-    unknown = set(settings) - {"http_errors", "operations", "load_balancer", "lb_delay_ms"}
+    unknown = set(settings) - {
+        "http_errors",
+        "operations",
+        "load_balancer",
+        "lb_delay_ms",
+        "lb_cleanup_delay_ms",
+    }
     if unknown:
         raise FaultSettingsError(f"unknown fault settings: {sorted(unknown)}")
     result = {}
@@ -75,16 +81,23 @@ def validate(settings) -> dict:
             "count": _positive_int(ops.get("count", 1), "operations.count"),
             "types": types,
         }
+    result.update(_load_balancer_settings(settings))
+    return result
+
+
+def _load_balancer_settings(settings: dict) -> dict:
+    result = {}
     if settings.get("load_balancer") is not None:
         lb = settings["load_balancer"]
         if not isinstance(lb, dict) or not isinstance(lb.get("assign", True), bool):
             raise FaultSettingsError("load_balancer.assign must be a boolean")
         result["load_balancer"] = {"assign": lb.get("assign", True)}
-    if settings.get("lb_delay_ms") is not None:
-        delay = settings["lb_delay_ms"]
-        if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-            raise FaultSettingsError(f"lb_delay_ms must be an integer >= 0, got {delay!r}")
-        result["lb_delay_ms"] = delay
+    for name in ("lb_delay_ms", "lb_cleanup_delay_ms"):
+        if settings.get(name) is not None:
+            delay = settings[name]
+            if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+                raise FaultSettingsError(f"{name} must be an integer >= 0, got {delay!r}")
+            result[name] = delay
     return result
 
 

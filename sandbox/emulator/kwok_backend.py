@@ -7,9 +7,10 @@ error. Layout under KWOK_WORKDIR (<sandbox>/kwok):
     clusters/<name>/        kwokctl's own files (kubeconfig.yaml, pki/, pids/, logs/)
     backend/<name>/         ours: cluster-id (the emulator's id), tokens.csv (0600)
 
-Stages (sandbox/kwok/stages/*.yaml) are API objects (kwokctl's Stage CRD), so
-set_load_balancer can switch the simulated cloud load balancer of running
-clusters on and off by creating or deleting one Stage.
+Stages (sandbox/kwok/stages/*.yaml) make the fake nodes and their pods live.
+The data plane (sandbox/node) adds what KWOK cannot: the cloud load balancer
+of every cluster and a real node that runs pods for real; a node pool counts
+the real node as one of its nodes.
 """
 
 import contextlib
@@ -40,17 +41,19 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from sandbox.node.commands import NodeError
+from sandbox.node.dataplane import ClusterFiles, DataPlane
+
 log = logging.getLogger(__name__)
 
 KWOK_DIR = Path(__file__).resolve().parents[1] / "kwok"
 KWOKCTL_CONFIG = KWOK_DIR / "kwokctl.yaml"
+SCHEDULER_CONFIG = KWOK_DIR / "scheduler.yaml"
 STAGES_DIR = KWOK_DIR / "stages"
-LOAD_BALANCER_STAGE = "dask-gke-service-load-balancer"
-STAGES_MARKER = "stages-installed"  # in backend/<name>/ once the cluster is ready
-DEFAULT_LB_DELAY_MS = 500
 
 STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL = "kwok.x-k8s.io", "v1alpha1", "stages"
 NODE_POOL_LABEL = "cloud.google.com/gke-nodepool"
+MACHINE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 FAKE_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}  # kwok manages only these nodes
 
 # Bounded waits (seconds). A cold create on 2 cores takes about 10-20 s.
@@ -131,11 +134,21 @@ def region_of(location: str) -> str:
     return re.sub(r"-[a-z]$", "", location)
 
 
+def node_labels(cluster_id: str, pool: str, machine_type: str) -> dict[str, str]:
+    """The labels GKE puts on every node of a pool (fake and real nodes alike)."""
+    _, location, _ = split_cluster_id(cluster_id)
+    return {
+        NODE_POOL_LABEL: pool,
+        MACHINE_TYPE_LABEL: machine_type,
+        "topology.kubernetes.io/zone": location,
+        "topology.kubernetes.io/region": region_of(location),
+    }
+
+
 def node_manifest(
     name: str, cluster_id: str, pool: str, machine_type: str, kubelet_version: str
 ) -> dict:
     """A fake Node as GKE labels it; kwok's node stages make it Ready."""
-    _, location, _ = split_cluster_id(cluster_id)
     node_id = hashlib.sha256(f"{cluster_id}/{name}".encode()).hexdigest()[:32]
     return {
         "apiVersion": "v1",
@@ -143,10 +156,7 @@ def node_manifest(
         "metadata": {
             "name": name,
             "labels": {
-                NODE_POOL_LABEL: pool,
-                "node.kubernetes.io/instance-type": machine_type,
-                "topology.kubernetes.io/zone": location,
-                "topology.kubernetes.io/region": region_of(location),
+                **node_labels(cluster_id, pool, machine_type),
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
@@ -190,24 +200,12 @@ def token_auth_csv(tokens: list[str]) -> str:
     return out.getvalue()
 
 
-def load_stages(delay_ms: int) -> tuple[list[dict], dict]:
-    """(node and pod stages, the load-balancer stage with its delay set)."""
-    others, load_balancer = [], None
-    for path in sorted(STAGES_DIR.glob("*.yaml")):
-        stage = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if stage["metadata"]["name"] == LOAD_BALANCER_STAGE:
-            load_balancer = stage
-        else:
-            others.append(stage)
-    if load_balancer is None:
-        raise BackendError(f"{STAGES_DIR} has no Stage named {LOAD_BALANCER_STAGE}")
-    return others, with_delay(load_balancer, delay_ms)
-
-
-def with_delay(stage: dict, delay_ms: int) -> dict:
-    stage = copy.deepcopy(stage)
-    stage["spec"]["delay"] = {"durationMilliseconds": int(delay_ms)}
-    return stage
+def load_stages() -> list[dict]:
+    """The node and pod stages of the fake nodes."""
+    return [
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+        for path in sorted(STAGES_DIR.glob("*.yaml"))
+    ]
 
 
 def kwokctl_create_argv(bin_dir: Path, name: str, token_file: Path) -> list[str]:
@@ -230,6 +228,8 @@ def kwokctl_create_argv(bin_dir: Path, name: str, token_file: Path) -> list[str]
         str(bin_dir / "kube-scheduler"),
         "--etcd-binary",
         str(bin_dir / "etcd"),
+        "--kube-scheduler-config",
+        str(SCHEDULER_CONFIG),
         "--kwok-controller-binary",
         str(bin_dir / "kwok"),
         "--extra-args",
@@ -279,7 +279,13 @@ def tool_env(bin_dir: Path, workdir: Path) -> dict[str, str]:
 class KwokBackend:
     """Creates and deletes KWOK clusters; see the module docstring for the layout."""
 
-    def __init__(self, sandbox_dir: Path, bin_dir: Path, tokens: list[str]):
+    def __init__(
+        self,
+        sandbox_dir: Path,
+        bin_dir: Path,
+        tokens: list[str],
+        data_plane: DataPlane | None = None,
+    ):
         self.sandbox_dir = Path(sandbox_dir).resolve()
         self.bin_dir = Path(bin_dir).resolve()
         self.workdir = self.sandbox_dir / "kwok"
@@ -289,10 +295,7 @@ class KwokBackend:
         # kwokctl picks free ports before its components bind them, so two
         # concurrent creates could pick the same port: one create at a time.
         self._kwokctl_lock = threading.Lock()
-        # Guards the load-balancer setting and its application to clusters.
-        self._lb_lock = threading.Lock()
-        self._lb_assign = True
-        self._lb_delay_ms = DEFAULT_LB_DELAY_MS
+        self.data_plane = data_plane or DataPlane(self.sandbox_dir, self.bin_dir)
         self.timings: dict[str, dict[str, float]] = {}  # cluster id -> step -> seconds
 
     # ------------------------------------------------------------ paths
@@ -338,6 +341,15 @@ class KwokBackend:
                 timings["apiserver_ready"] = time.monotonic() - started
                 self._install_stages(name)
                 timings["stages_installed"] = time.monotonic() - started
+                self.data_plane.cluster_created(
+                    ClusterFiles(
+                        cluster_id,
+                        int(access.endpoint.rsplit(":", 1)[1]),
+                        self._cluster_dir(name) / "pki",
+                    ),
+                    lambda: self._api(name),
+                )
+                timings["data_plane"] = time.monotonic() - started
         except BackendError as error:
             self._cleanup_failed_create(cluster_id, error)
             raise
@@ -346,7 +358,7 @@ class KwokBackend:
             cluster_id,
             name,
             access.endpoint,
-            timings["stages_installed"],
+            timings["data_plane"],
         )
         return access
 
@@ -354,6 +366,7 @@ class KwokBackend:
         name = self._resolve_name(cluster_id)
         started = time.monotonic()
         with _as_backend_error(f"deleting cluster {cluster_id}"):
+            self.data_plane.cluster_deleting(cluster_id)
             pids = self._component_pids(name)
             if self._cluster_dir(name).exists():
                 self._run_kwokctl(
@@ -376,21 +389,25 @@ class KwokBackend:
         started = time.monotonic()
         with _as_backend_error(f"node pool {pool} of {cluster_id}"), self._api(name) as api:
             core = client.CoreV1Api(api)
+            # The real node, when the pool has it, is one of its node_count nodes.
+            fakes = node_count - self.data_plane.pool_nodes(
+                cluster_id, pool, node_count, core, self._joiner(cluster_id, machine_type, core)
+            )
             kubelet_version = client.VersionApi(api).get_code().git_version
             # Oldest first: a shrinking pool gives up its newest nodes.
             existing = sorted(
-                self._pool_nodes(core, pool),
+                self._fake_pool_nodes(core, pool),
                 key=lambda node: (node.metadata.creation_timestamp, node.metadata.name),
             )
             taken = {node.metadata.name for node in existing}
-            while len(taken) < node_count:
+            while len(taken) < fakes:
                 new_name = node_name(cluster_id, pool, new_node_suffix())
                 if new_name not in taken:
                     core.create_node(
                         node_manifest(new_name, cluster_id, pool, machine_type, kubelet_version)
                     )
                     taken.add(new_name)
-            for extra in reversed(existing[node_count:]):
+            for extra in reversed(existing[fakes:]):
                 _delete_ignoring_missing(lambda node=extra.metadata.name: core.delete_node(node))
             self._wait_for(
                 lambda: self._pool_state(core, pool) == (node_count, node_count),
@@ -409,13 +426,43 @@ class KwokBackend:
         name = self._existing_name(cluster_id)
         with _as_backend_error(f"node pool {pool} of {cluster_id}"), self._api(name) as api:
             core = client.CoreV1Api(api)
-            for node in self._pool_nodes(core, pool):
+            for node in self._fake_pool_nodes(core, pool):
                 _delete_ignoring_missing(lambda node=node: core.delete_node(node.metadata.name))
+            # A real node in the pool moves to another pool, in place of one of its fakes.
+            others = {
+                n.metadata.labels[NODE_POOL_LABEL]: n.metadata.labels.get(MACHINE_TYPE_LABEL, "")
+                for n in core.list_node(label_selector=NODE_POOL_LABEL).items
+                if n.metadata.labels[NODE_POOL_LABEL] != pool
+            }
+            moved_to = self.data_plane.pool_deleted(
+                cluster_id, pool, core, sorted(others), self._joiner(cluster_id, None, core, others)
+            )
+            if moved_to:
+                newest = max(
+                    self._fake_pool_nodes(core, moved_to),
+                    key=lambda node: (node.metadata.creation_timestamp, node.metadata.name),
+                )
+                _delete_ignoring_missing(lambda: core.delete_node(newest.metadata.name))
             self._wait_for(
                 lambda: not self._pool_nodes(core, pool),
                 NODES_GONE_TIMEOUT,
                 lambda: f"node pool {pool} of {cluster_id}: nodes still present after delete",
             )
+
+    @staticmethod
+    def _joiner(cluster_id: str, machine_type: str | None, core, machine_types=None):
+        """join(node, pool): register the real node as a node of pool, GKE-named and labelled."""
+
+        def join(node, pool: str) -> None:
+            kind = machine_type or (machine_types or {}).get(pool, "")
+            node.join(
+                pool,
+                node_name(cluster_id, pool, new_node_suffix()),
+                node_labels(cluster_id, pool, kind),
+                core,
+            )
+
+        return join
 
     def list_clusters(self) -> list[str]:
         """Emulator ids of every cluster in the workdir (bare names if we lack the id)."""
@@ -431,26 +478,11 @@ class KwokBackend:
                 ids.append(cluster_dir.name)
         return ids
 
-    def set_load_balancer(self, assign: bool, delay_ms: int) -> None:
+    def set_load_balancer(self, assign: bool, delay_ms: int, cleanup_delay_ms: int = 500) -> None:
         """Switch LoadBalancer IP assignment in running clusters and future ones."""
-        if delay_ms < 0:
-            raise BackendError(f"lb_delay_ms {delay_ms} is negative")
-        with self._lb_lock:
-            self._lb_assign, self._lb_delay_ms = bool(assign), int(delay_ms)
-            failures = []
-            for cluster_id in self.list_clusters():
-                name = self._resolve_name(cluster_id)
-                # Clusters still being created get the setting when their
-                # stages are installed (under this same lock).
-                if not (self._backend_dir(name) / STAGES_MARKER).is_file():
-                    continue
-                try:
-                    with _as_backend_error(cluster_id), self._api(name) as api:
-                        self._apply_load_balancer_stage(client.CustomObjectsApi(api))
-                except BackendError as error:
-                    failures.append(str(error))
-        if failures:
-            raise BackendError("load balancer setting not applied to " + "; ".join(failures))
+        if delay_ms < 0 or cleanup_delay_ms < 0:
+            raise BackendError(f"lb delays {delay_ms} ms, {cleanup_delay_ms} ms: negative")
+        self.data_plane.set_load_balancer(assign, delay_ms, cleanup_delay_ms)
 
     # ------------------------------------------------------------ kwokctl
 
@@ -605,9 +637,8 @@ class KwokBackend:
     # ------------------------------------------------------------ stages
 
     def _install_stages(self, name: str) -> None:
-        with self._lb_lock, self._api(name) as api:
+        with self._api(name) as api:
             custom = client.CustomObjectsApi(api)
-            node_and_pod_stages, _ = load_stages(self._lb_delay_ms)
             # kwokctl registers the Stage CRD just before it returns; wait
             # until the API serves it.
             self._wait_for(
@@ -615,28 +646,21 @@ class KwokBackend:
                 STAGE_CRD_TIMEOUT,
                 lambda: f"cluster {name}: the kwok Stage API is not served",
             )
-            for stage in node_and_pod_stages:
+            for stage in load_stages():
                 _create_or_replace_stage(custom, stage)
-            self._apply_load_balancer_stage(custom)
-            (self._backend_dir(name) / STAGES_MARKER).touch()
-
-    def _apply_load_balancer_stage(self, custom: client.CustomObjectsApi) -> None:
-        """Caller holds _lb_lock."""
-        if self._lb_assign:
-            _, stage = load_stages(self._lb_delay_ms)
-            _create_or_replace_stage(custom, stage)
-        else:
-            _delete_ignoring_missing(
-                lambda: custom.delete_cluster_custom_object(
-                    STAGE_GROUP, STAGE_VERSION, STAGE_PLURAL, LOAD_BALANCER_STAGE
-                )
-            )
 
     # ------------------------------------------------------------ nodes
 
     @staticmethod
     def _pool_nodes(core: client.CoreV1Api, pool: str) -> list:
         return core.list_node(label_selector=f"{NODE_POOL_LABEL}={pool}").items
+
+    def _fake_pool_nodes(self, core: client.CoreV1Api, pool: str) -> list:
+        return [
+            node
+            for node in self._pool_nodes(core, pool)
+            if (node.metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake"
+        ]
 
     def _pool_state(self, core: client.CoreV1Api, pool: str) -> tuple[int, int]:
         nodes = self._pool_nodes(core, pool)
@@ -733,6 +757,8 @@ def _as_backend_error(what: str):
         raise
     except ApiException as error:
         raise BackendError(f"{what}: {_api_reason(error)}") from error
+    except NodeError as error:
+        raise BackendError(f"{what}: real node: {error}") from error
     except (OSError, urllib3.exceptions.HTTPError, yaml.YAMLError, KeyError) as error:
         raise BackendError(f"{what}: {type(error).__name__}: {error}") from error
 

@@ -43,6 +43,7 @@ SETTINGS = (
     "dask_chart_chart_name",
     "dask_chart_version",
     "dask_chart_dask_version",
+    "dask_chart_worker_replicas",
     "dask_chart_extra_pip_packages",
     "dask_chart_allowed_source_ranges",
     "dask_chart_endpoints_file",

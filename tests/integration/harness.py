@@ -439,6 +439,22 @@ def endpoints_path(cluster: str) -> Path:
     return ARTIFACTS_DIR / cluster / "endpoints.json"
 
 
+def python_in_pod(core, pod: str, namespace: str, code: str) -> str:
+    """What `python -c code` prints in the pod's first container (exec through the kubelet)."""
+    from kubernetes.stream import stream  # noqa: PLC0415 - only the data-plane tests exec
+
+    return stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        namespace,
+        command=["python", "-c", code],
+        stderr=True,
+        stdout=True,
+        stdin=False,
+        tty=False,
+    )
+
+
 def kube_client(kubeconfig: Path):
     """A kubernetes ApiClient for the cluster of `kubeconfig` (no proxy: loopback only)."""
     from kubernetes import config  # noqa: PLC0415 - heavy import, only for cluster tests

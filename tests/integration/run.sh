@@ -76,6 +76,12 @@ for name in ${scenarios}; do
     result="FAILED"
     status=1
   fi
+  # Molecule's destroy ran `sandbox.cli down`: the real nodes must have left
+  # nothing (namespaces, interfaces, nft tables, mounts, cgroups, processes).
+  if ! python -m sandbox.cli leftovers 2>&1 | tee -a "${log}"; then
+    result="FAILED"
+    status=1
+  fi
   elapsed=$(( SECONDS - start ))
   summary+=("$(printf '%-10s %-7s %4dm%02ds' "${name}" "${result}" $((elapsed / 60)) $((elapsed % 60)))")
   echo "==> integration: scenario ${name} ${result} in ${elapsed}s"

@@ -1,4 +1,5 @@
-"""Legacy Tiller: objects and RBAC, helm_tiller_version's report, leftover report, removal."""
+"""Legacy Tiller: objects and RBAC, the Helm 2 client check, helm_tiller_version's report,
+leftover report, removal."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from kubernetes.client.exceptions import ApiException
 from tests.integration import harness
 
 RUN_TIMEOUT = 600  # seconds
+# Default mode: no Tiller managed, so no Helm 2 client to check against it either.
+DEFAULT_MODE = {"helm_tiller_legacy_enabled": False, "helm_tiller_legacy_client": ""}
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +53,20 @@ def tiller_objects(api, tiller) -> list[str]:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+    # List items carry no kind: name each binding by the list it came from.
     bindings = [
-        *rbac.list_cluster_role_binding().items,
-        *rbac.list_role_binding_for_all_namespaces().items,
+        *(("ClusterRoleBinding", b) for b in rbac.list_cluster_role_binding().items),
+        *(("RoleBinding", b) for b in rbac.list_role_binding_for_all_namespaces().items),
     ]
-    for binding in bindings:
+    for kind, binding in bindings:
         for subject in binding.subjects or []:
             if (
                 subject.kind == "ServiceAccount"
                 and subject.name == tiller["account"]
                 and subject.namespace == tiller["namespace"]
             ):
-                found.append(f"{binding.kind or 'Binding'} {binding.metadata.name}")
+                where = f"{binding.metadata.namespace}/" if binding.metadata.namespace else ""
+                found.append(f"{kind} {where}{binding.metadata.name}")
     return found
 
 
@@ -81,7 +86,7 @@ def can_i(sandbox, kubeconfig):
 
 def tiller_report(sandbox, kubeconfig, tiller, expect: str) -> dict:
     return harness.run_module(
-        "helm_tiller_version",
+        "dask_gke.core.helm_tiller_version",
         {
             "binary_path": sandbox["HELM_BIN"],
             "tiller": expect,
@@ -95,17 +100,17 @@ def tiller_report(sandbox, kubeconfig, tiller, expect: str) -> dict:
 def test_tiller_objects_installed(api, tiller):
     found = tiller_objects(api, tiller)
     assert {"ServiceAccount", "Deployment", "Service"} <= set(found), found
-    assert any(
-        name.startswith(("ClusterRoleBinding", "Binding", "RoleBinding"))
-        for name in found
-        if " " in name
-    ), found
     deployment = client.AppsV1Api(api).read_namespaced_deployment(
         "tiller-deploy", tiller["namespace"]
     )
     pod = deployment.spec.template.spec
     assert pod.service_account_name == tiller["account"]
     assert pod.containers[0].image == tiller["image"]
+
+
+def test_bindings_grant_tiller_s_account_only(tiller, api):
+    bindings = [name for name in tiller_objects(api, tiller) if " " in name]
+    assert bindings == [f"ClusterRoleBinding {tiller['account']}"], bindings
 
 
 @pytest.mark.parametrize(
@@ -143,7 +148,7 @@ def test_default_mode_reports_the_leftover_tiller(tiller):
     run = harness.run_playbook(
         "deploy.yml",
         tags="helm",
-        extra_vars={"helm_tiller_legacy_enabled": False},
+        extra_vars=DEFAULT_MODE,
         label="default-mode-leftover",
         timeout=RUN_TIMEOUT,
     )
@@ -158,13 +163,40 @@ def test_default_mode_can_fail_on_the_leftover_tiller(tiller):
     run = harness.run_playbook(
         "deploy.yml",
         tags="helm",
-        extra_vars={"helm_tiller_legacy_enabled": False, "helm_tiller_leftover_action": "fail"},
+        extra_vars={**DEFAULT_MODE, "helm_tiller_leftover_action": "fail"},
         label="default-mode-leftover-fail",
         timeout=RUN_TIMEOUT,
     )
     assert run.returncode != 0, run.describe()
     failure = " ".join(run.failure().split())
     assert "Tiller found" in failure, run.describe()
+
+
+def test_legacy_mode_checks_the_helm2_client_against_tiller(tiller):
+    run = harness.run_playbook(
+        "deploy.yml", tags="tiller", label="legacy-client-check", timeout=RUN_TIMEOUT
+    )
+    assert run.returncode == 0, run.describe()
+    output = " ".join(run.output.split())
+    version = tiller["image"].rsplit(":v", 1)[-1]
+    assert f"Tiller {version} ready in {tiller['namespace']}" in output, run.describe()
+    assert "Helm 2 client 2.17.0" in output, run.describe()
+    assert "works with it: same minor version" in output, run.describe()
+
+
+def test_legacy_mode_fails_on_a_tiller_the_helm2_client_refuses(tiller):
+    run = harness.run_playbook(
+        "deploy.yml",
+        tags="tiller",
+        extra_vars={"helm_tiller_image": "ghcr.io/helm/tiller:v2.16.0"},
+        label="legacy-client-mismatch",
+        timeout=RUN_TIMEOUT,
+    )
+    assert run.returncode != 0, run.describe()
+    failure = " ".join(run.failure().split())
+    assert "Helm 2 client 2.17.0 and Tiller 2.16.0 differ in minor version" in failure, (
+        run.describe()
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,20 @@ from kubernetes import client
 from tests.integration import harness
 
 
+def pip_packages(deployment: client.V1Deployment) -> list[str]:
+    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env or []}
+    return sorted(env.get("EXTRA_PIP_PACKAGES", "").split())
+
+
 @pytest.fixture(scope="module")
-def new_packages(settings) -> list[str]:
-    """The deployed packages plus one the scenario does not deploy."""
-    deployed = settings["dask_chart_extra_pip_packages"]
-    added = next(name for name in ("xarray", "zarr", "bokeh") if name not in deployed)
-    return [*deployed, added]
+def new_packages(settings, release_deployments) -> list[str]:
+    """The scenario's packages plus one it does not deploy."""
+    packages = [*settings["dask_chart_extra_pip_packages"], "xarray"]
+    # Read before the upgrade: what runs must differ, or test_new_packages_live proves nothing.
+    live = {component: pip_packages(d) for component, d in release_deployments().items()}
+    assert set(live) == {"scheduler", "worker", "jupyter"}, live
+    assert all(found != sorted(packages) for found in live.values()), live
+    return packages
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +53,7 @@ def test_revision_up_by_exactly_one(upgrade, revision):
 @pytest.mark.parametrize("component", ["scheduler", "worker", "jupyter"])
 def test_new_packages_live(deployments, component, new_packages):
     deployment = deployments[component]
-    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env or []}
-    assert sorted(env.get("EXTRA_PIP_PACKAGES", "").split()) == sorted(new_packages)
+    assert pip_packages(deployment) == sorted(new_packages)
     status = deployment.status
     assert status.observed_generation >= deployment.metadata.generation
     assert status.updated_replicas == deployment.spec.replicas, "rollout not finished"

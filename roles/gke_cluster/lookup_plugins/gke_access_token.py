@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: gke_access_token
 short_description: Short-lived Google access token from the same credentials as google.cloud
+version_added: "1.0.0"
 description:
   - Returns an OAuth 2.0 access token for the credentials the google.cloud
     modules use, so that a kubeconfig in bearer-token mode and direct GKE API

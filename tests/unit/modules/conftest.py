@@ -1,29 +1,17 @@
-"""Make library/ and module_utils/ importable the way Ansible runs them.
+"""Run our modules' main() in-process with exit_json/fail_json turned into exceptions.
 
-ansible.cfg sets `library = library` and `module_utils = module_utils`, so the
-modules import `ansible.module_utils.helm_versions`; here module_utils/ joins the
-`ansible.module_utils` package path and library/ joins sys.path.
+The modules are imported as Ansible runs them, from the collection dask_gke.core:
+pytest's pythonpath holds collections/, where collections/ansible_collections/dask_gke/core
+links library/ as plugins/modules and module_utils/ as plugins/module_utils.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-import ansible.module_utils
 import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
-
-REPO = Path(__file__).resolve().parents[3]
-LIBRARY = REPO / "library"
-MODULE_UTILS = REPO / "module_utils"
-
-if str(MODULE_UTILS) not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(str(MODULE_UTILS))
-if str(LIBRARY) not in sys.path:
-    sys.path.insert(0, str(LIBRARY))
 
 
 class ModuleExit(Exception):

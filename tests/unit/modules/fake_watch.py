@@ -35,18 +35,38 @@ def event(kind, obj):
     return {"type": kind, "object": obj}
 
 
-GONE = {
-    "type": "ERROR",
-    "object": {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": "too old resource version: 100 (250)",
-        "reason": "Expired",
-        "code": 410,
-    },
-}
+def k8s_event(kind, name, reason, message, *, level="Warning", count=None, at="14:04:00", **extra):
+    """A v1 Event about the object kind/name, with the fields the waiters read."""
+    item = {
+        "type": level,
+        "reason": reason,
+        "message": message,
+        "lastTimestamp": f"2026-11-26T{at}Z",
+        "involvedObject": {"kind": kind, "name": name},
+        **extra,
+    }
+    if count is not None:
+        item["count"] = count
+    return item
+
+
+def gone(old_version, current_version):
+    """The ERROR event of a watch whose resource version the server no longer has (410)."""
+    return {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"too old resource version: {old_version} ({current_version})",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
+
+
+GONE = gone(100, 250)
 
 
 class FakeStream:

@@ -4,11 +4,12 @@ dynamic client (the request path and the JSON it answers)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import ClassVar
 
-import helm_tiller_version
 import pytest
 from ansible.module_utils import basic
+from ansible_collections.dask_gke.core.plugins.modules import helm_tiller_version
 from kubernetes.client.exceptions import ApiException
 
 HELM = "/opt/helm/bin/helm"
@@ -170,13 +171,21 @@ def test_missing_binary_names_the_option(run_module, helm, cluster):
     assert helm.calls == []
 
 
-def test_helm_found_on_path(run_module, helm, cluster, monkeypatch):
-    monkeypatch.setattr(
-        basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: HELM
-    )
-    outcome, _result, _ = run_module(helm_tiller_version.main, {})
-    assert outcome == "exit"
+@pytest.mark.parametrize("binary_path", [None, "helm"], ids=["unset", "a-name"])
+def test_helm_found_on_path(run_module, helm, cluster, monkeypatch, binary_path):
+    searched = []
+
+    def get_bin_path(self, name, required=False):
+        searched.append(name)
+        return HELM
+
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+    args = {} if binary_path is None else {"binary_path": binary_path}
+    outcome, result, _ = run_module(helm_tiller_version.main, args)
+    assert outcome == "exit", result.get("msg")
+    assert searched == ["helm"]
     assert helm.calls[0][0] == [HELM, "version"]
+    assert result["binary_path"] == HELM
 
 
 def test_connection_options_reach_helm_as_environment(run_module, helm, cluster):
@@ -318,3 +327,68 @@ def test_api_error_other_than_404_fails_with_status(run_module, helm, cluster):
     assert outcome == "fail"
     assert "HTTP 403 Forbidden" in result["msg"]
     assert "tiller_namespace" in result["msg"]
+
+
+# -- a Helm 2 client for real: the stand-in prints Helm 2's outputs (no Helm 2 builds here) --
+
+HELM2_STANDIN = Path(__file__).resolve().parents[2] / "integration" / "helm2_standin.py"
+
+
+@pytest.fixture
+def helm2(monkeypatch, cluster):
+    """Run the module with the Helm 2 stand-in as binary_path; `found` is the Tiller it sees."""
+
+    def run(run_module, found, deployment, **args):
+        monkeypatch.setenv("HELM2_STANDIN_TILLER", found)
+        fake = cluster(deployment=deployment)
+        outcome, result, _ = run_module(
+            helm_tiller_version.main, {"binary_path": str(HELM2_STANDIN), **args}
+        )
+        return outcome, result, fake
+
+    return run
+
+
+def test_helm2_client_with_its_tiller_reports_both_and_compatible(run_module, helm2):
+    outcome, result, fake = helm2(
+        run_module, "v2.17.0", tiller_deployment("ghcr.io/helm/tiller:v2.17.0"), tiller="present"
+    )
+    assert outcome == "exit", result["msg"]
+    assert (result["client_version"], result["client_major"]) == ("2.17.0", 2)
+    assert result["output_format"] == "helm2"
+    assert result["server_version"] == "2.17.0"
+    assert (result["tiller_present"], result["tiller_ready"]) == (True, True)
+    assert result["compatible"] is True
+    assert result["binary_path"] == str(HELM2_STANDIN)
+    assert result["stdout"].startswith('Client: &version.Version{SemVer:"v2.17.0"')
+    assert fake.reads == ["/apis/apps/v1/namespaces/kube-system/deployments/tiller-deploy"]
+
+
+def test_helm2_client_with_an_older_tiller_fails_as_helm2_would(run_module, helm2):
+    outcome, result, _ = helm2(
+        run_module,
+        "v2.14.3",
+        tiller_deployment("gcr.io/kubernetes-helm/tiller:v2.14.3"),
+        tiller="present",
+    )
+    assert outcome == "fail"
+    assert result["compatible"] is False
+    assert result["server_version"] == "2.14.3"
+    assert "Helm 2 client 2.17.0 and Tiller 2.14.3 differ in minor version" in result["msg"]
+
+
+def test_helm2_client_without_tiller_reports_helm2_s_error(run_module, helm2):
+    outcome, result, _ = helm2(run_module, "absent", None, tiller="present")
+    assert outcome == "fail"
+    assert result["tiller_error"] == "could not find tiller"
+    assert result["tiller_present"] is False
+    assert "does not exist" in result["msg"]
+
+
+def test_helm2_client_with_an_unready_tiller(run_module, helm2):
+    outcome, result, _ = helm2(
+        run_module, "unready", tiller_deployment(ready_replicas=0), tiller="present"
+    )
+    assert outcome == "fail"
+    assert result["tiller_error"] == "could not find a ready tiller pod"
+    assert "has no ready replica" in result["msg"]

@@ -1,9 +1,10 @@
-"""DOCUMENTATION, EXAMPLES and RETURN of our modules agree with their code.
+"""What our modules' DOCUMENTATION, EXAMPLES and RETURN promise beyond ansible-test.
 
-Like ansible-test's validate-modules: the documented options (with the
-kubernetes.core.k8s_auth_options fragment merged) must equal the argument spec in
-name, type, default, choices, aliases, elements, required, no_log-free docs and
-sub-options, and EXAMPLES must only use documented options.
+ansible-test sanity's validate-modules (run on the built collection by
+tests/collection) compares the documented options with the argument spec and checks
+the RETURN schema. Here: our own policy (check mode declared, requirements listed),
+EXAMPLES that call the module by FQCN with documented options only, a real result
+with exactly the documented keys, and ansible-doc rendering the modules by FQCN.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import helm_tiller_version
 import pytest
-import wait_for_lb_ip
-import wait_for_rollout
 import yaml
 from ansible.module_utils import basic
 from ansible.plugins.loader import fragment_loader
 from ansible.utils.plugin_docs import get_docstring
+from ansible_collections.dask_gke.core.plugins.modules import (
+    helm_tiller_version,
+    wait_for_lb_ip,
+    wait_for_rollout,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 MODULES = {
@@ -34,43 +37,6 @@ def documented(name):
         str(REPO / "library" / f"{name}.py"), fragment_loader, is_module=True
     )
     return doc, examples, returns
-
-
-def normalise_spec(spec):
-    """An argument spec entry in the shape the docs use."""
-    result = {}
-    for option, entry in spec.items():
-        result[option] = {
-            "type": entry.get("type", "str"),
-            "default": entry.get("default"),
-            "choices": entry.get("choices"),
-            "aliases": sorted(entry.get("aliases", [])),
-            "elements": entry.get("elements"),
-            "required": entry.get("required", False),
-            "suboptions": normalise_spec(entry["options"]) if "options" in entry else None,
-        }
-    return result
-
-
-def normalise_doc(options):
-    result = {}
-    for option, entry in options.items():
-        result[option] = {
-            "type": entry.get("type", "str"),
-            "default": entry.get("default"),
-            "choices": list(entry["choices"]) if "choices" in entry else None,
-            "aliases": sorted(entry.get("aliases", [])),
-            "elements": entry.get("elements"),
-            "required": entry.get("required", False),
-            "suboptions": normalise_doc(entry["suboptions"]) if "suboptions" in entry else None,
-        }
-    return result
-
-
-@pytest.mark.parametrize("name", sorted(MODULES))
-def test_documented_options_match_the_argument_spec(name):
-    doc, _, _ = documented(name)
-    assert normalise_doc(doc["options"]) == normalise_spec(MODULES[name].argument_spec())
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
@@ -88,7 +54,8 @@ def test_documentation_declares_attributes_and_requirements(name):
 def test_examples_use_only_documented_options(name):
     doc, examples, _ = documented(name)
     tasks = yaml.safe_load(examples)
-    calls = [task[name] for task in tasks if name in task]
+    assert [task for task in tasks if name in task] == [], "EXAMPLES call modules by FQCN"
+    calls = [task[f"dask_gke.core.{name}"] for task in tasks if f"dask_gke.core.{name}" in task]
     assert calls, "EXAMPLES should call the module"
     allowed = set(doc["options"])
     for entry in doc["options"].values():
@@ -97,13 +64,6 @@ def test_examples_use_only_documented_options(name):
         assert set(call) <= allowed, set(call) - allowed
     for task in tasks:
         assert task.get("name"), "every example task is named"
-
-
-@pytest.mark.parametrize("name", sorted(MODULES))
-def test_return_documents_every_key(name):
-    _, _, returns = documented(name)
-    for key, entry in returns.items():
-        assert {"description", "returned", "type"} <= set(entry), key
 
 
 def test_helm_tiller_version_returns_the_documented_keys(run_module, monkeypatch):
@@ -123,11 +83,14 @@ def test_helm_tiller_version_returns_the_documented_keys(run_module, monkeypatch
 def test_ansible_doc_renders(name):
     ansible_doc = Path(sys.executable).parent / "ansible-doc"
     run = subprocess.run(
-        [str(ansible_doc), "-M", str(REPO / "library"), name],
+        [str(ansible_doc), f"dask_gke.core.{name}"],
         capture_output=True,
         text=True,
         check=False,
         cwd=REPO,
     )
     assert run.returncode == 0, run.stderr
-    assert f"MODULE {name}" in run.stdout.replace("\x1b[1m", "").replace("\x1b[0m", "")
+    assert f"MODULE dask_gke.core.{name}" in run.stdout.replace("\x1b[1m", "").replace(
+        "\x1b[0m", ""
+    )
+    assert run.stderr == "", run.stderr  # ansible-test's ansible-doc check fails on any

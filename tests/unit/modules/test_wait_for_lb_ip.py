@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
-import wait_for_lb_ip
-from ansible.module_utils.k8s_watch import WaitFailure
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import WaitFailure
+from ansible_collections.dask_gke.core.plugins.modules import wait_for_lb_ip
 from fake_watch import (
     GONE,
     Advance,
@@ -13,6 +15,7 @@ from fake_watch import (
     FakeStream,
     event,
     install_fake_cluster,
+    k8s_event,
 )
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
@@ -41,8 +44,22 @@ def service(name, rv, *, svc_type="LoadBalancer", ip=None, hostname=None, labels
 
 
 def service_list(rv, *items):
-    return {"apiVersion": "v1", "kind": "ServiceList", "metadata": {"resourceVersion": str(rv)},
-            "items": list(items)}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceList",
+        "metadata": {"resourceVersion": str(rv)},
+        "items": list(items),
+    }
+
+
+def both_pending():
+    """The release's two LoadBalancer Services at resource version 100, no address yet."""
+    return service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))
+
+
+def ip_assigned(name, rv, ip):
+    """The watch event of a Service that got its load balancer address."""
+    return event("MODIFIED", service(name, rv, ip=ip))
 
 
 FakeCore = FakeListApi  # the services, and core.events_api their Events
@@ -68,10 +85,17 @@ def waiter_for(core, check_mode=False, **overrides):
 
 def test_immediate_ip_returns_without_watching():
     clock = FakeClock()
-    core = FakeCore(clock, [service_list(100,
-        service("dask-scheduler", 90, ip="127.0.0.10"),
-        service("dask-jupyter", 91, ip="127.0.0.11"),
-        service("unrelated", 92, svc_type="ClusterIP"))])  # fmt: skip
+    core = FakeCore(
+        clock,
+        [
+            service_list(
+                100,
+                service("dask-scheduler", 90, ip="127.0.0.10"),
+                service("dask-jupyter", 91, ip="127.0.0.11"),
+                service("unrelated", 92, svc_type="ClusterIP"),
+            )
+        ],
+    )
     waiter = waiter_for(core)
     waiter.wait()
     result = waiter.result()
@@ -90,15 +114,17 @@ def test_ip_arriving_later_is_seen_from_the_watch():
     clock = FakeClock()
     core = FakeCore(
         clock,
-        [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
-        watches=[[
-            Advance(1.5),
-            event("MODIFIED", service("dask-scheduler", 101, ip="127.0.0.10")),
-            Advance(1.0),
-            event("MODIFIED", service("dask-jupyter", 102, ip="127.0.0.11")),
-            event("MODIFIED", service("dask-jupyter", 103, ip="127.0.0.99")),  # not read
-        ]],
-    )  # fmt: skip
+        [both_pending()],
+        watches=[
+            [
+                Advance(1.5),
+                ip_assigned("dask-scheduler", 101, "127.0.0.10"),
+                Advance(1.0),
+                ip_assigned("dask-jupyter", 102, "127.0.0.11"),
+                ip_assigned("dask-jupyter", 103, "127.0.0.99"),  # not read
+            ]
+        ],
+    )
     waiter = waiter_for(core)
     waiter.wait()
     result = waiter.result()
@@ -116,13 +142,15 @@ def test_watch_requests_are_bounded_by_the_remaining_time():
     clock = FakeClock()
     core = FakeCore(
         clock,
-        [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
+        [both_pending()],
         watches=[
             [Advance(20)],
-            [event("MODIFIED", service("dask-scheduler", 101, ip="127.0.0.10")),
-             event("MODIFIED", service("dask-jupyter", 102, ip="127.0.0.11"))],
+            [
+                ip_assigned("dask-scheduler", 101, "127.0.0.10"),
+                ip_assigned("dask-jupyter", 102, "127.0.0.11"),
+            ],
         ],
-    )  # fmt: skip
+    )
     waiter = waiter_for(core, timeout=60)
     waiter.wait()
     first, second = core.watch_calls()
@@ -138,15 +166,16 @@ def test_410_gone_lists_again_and_watches_from_the_new_version():
     core = FakeCore(
         clock,
         [
-            service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91)),
-            service_list(250, service("dask-scheduler", 240, ip="127.0.0.10"),
-                         service("dask-jupyter", 91)),
+            both_pending(),
+            service_list(
+                250, service("dask-scheduler", 240, ip="127.0.0.10"), service("dask-jupyter", 91)
+            ),
         ],
         watches=[
             [GONE],
-            [event("MODIFIED", service("dask-jupyter", 251, ip="127.0.0.11"))],
+            [ip_assigned("dask-jupyter", 251, "127.0.0.11")],
         ],
-    )  # fmt: skip
+    )
     waiter = waiter_for(core)
     waiter.wait()
     assert [kind for kind, _ in core.calls] == ["list", "watch", "list", "watch"]
@@ -160,12 +189,15 @@ def test_410_gone_relist_can_finish_the_wait():
     core = FakeCore(
         clock,
         [
-            service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91)),
-            service_list(250, service("dask-scheduler", 240, ip="127.0.0.10"),
-                         service("dask-jupyter", 241, ip="127.0.0.11")),
+            both_pending(),
+            service_list(
+                250,
+                service("dask-scheduler", 240, ip="127.0.0.10"),
+                service("dask-jupyter", 241, ip="127.0.0.11"),
+            ),
         ],
         watches=[[GONE]],
-    )  # fmt: skip
+    )
     waiter = waiter_for(core)
     waiter.wait()
     assert [kind for kind, _ in core.calls] == ["list", "watch", "list"]
@@ -182,13 +214,13 @@ def test_410_gone_relist_can_finish_the_wait():
 )
 def test_dropped_stream_reconnects_from_the_last_resource_version(drop):
     clock = FakeClock()
-    first = [event("MODIFIED", service("dask-scheduler", 120, ip="127.0.0.10"))]
+    first = [ip_assigned("dask-scheduler", 120, "127.0.0.10")]
     if drop is not None:
         first.append(drop)
     core = FakeCore(
         clock,
-        [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
-        watches=[first, [event("MODIFIED", service("dask-jupyter", 121, ip="127.0.0.11"))]],
+        [both_pending()],
+        watches=[first, [ip_assigned("dask-jupyter", 121, "127.0.0.11")]],
     )
     waiter = waiter_for(core)
     waiter.wait()
@@ -200,14 +232,19 @@ def test_dropped_stream_reconnects_from_the_last_resource_version(drop):
 
 def test_bookmark_moves_the_resource_version():
     clock = FakeClock()
-    bookmark = {"type": "BOOKMARK", "object": {"kind": "Service", "apiVersion": "v1",
-                                               "metadata": {"resourceVersion": "180"}}}  # fmt: skip
+    bookmark = {
+        "type": "BOOKMARK",
+        "object": {"kind": "Service", "apiVersion": "v1", "metadata": {"resourceVersion": "180"}},
+    }
     core = FakeCore(
         clock,
-        [service_list(100, service("dask-scheduler", 90, ip="127.0.0.10"),
-                      service("dask-jupyter", 91))],
-        watches=[[bookmark], [event("MODIFIED", service("dask-jupyter", 190, ip="127.0.0.11"))]],
-    )  # fmt: skip
+        [
+            service_list(
+                100, service("dask-scheduler", 90, ip="127.0.0.10"), service("dask-jupyter", 91)
+            )
+        ],
+        watches=[[bookmark], [ip_assigned("dask-jupyter", 190, "127.0.0.11")]],
+    )
     waiter_for(core).wait()
     assert [w["resource_version"] for w in core.watch_calls()] == ["100", "180"]
 
@@ -240,7 +277,7 @@ def test_named_service_deleted_while_waiting_fails():
     clock = FakeClock()
     core = FakeCore(
         clock,
-        [service_list(100, service("dask-scheduler", 90), service("dask-jupyter", 91))],
+        [both_pending()],
         watches=[[event("DELETED", service("dask-jupyter", 130))]],
     )
     with pytest.raises(WaitFailure, match=r"'dask-jupyter' .* was deleted"):
@@ -249,22 +286,34 @@ def test_named_service_deleted_while_waiting_fails():
 
 def test_timeout_lists_pending_services_with_events_warnings_first():
     clock = FakeClock()
+    quota = "failed to ensure load balancer: quota 'FORWARDING_RULES' exceeded"
     events = [
-        {"type": "Normal", "reason": "EnsuringLoadBalancer", "message": "Ensuring load balancer",
-         "count": 4, "lastTimestamp": "2026-11-26T14:05:00Z",
-         "involvedObject": {"kind": "Service", "name": "dask-jupyter"}},
-        {"type": "Warning", "reason": "SyncLoadBalancerFailed",
-         "message": "Error syncing load balancer: failed to ensure load balancer: "
-                    "quota 'FORWARDING_RULES' exceeded",
-         "count": 3, "lastTimestamp": "2026-11-26T14:04:00Z",
-         "involvedObject": {"kind": "Service", "name": "dask-jupyter"}},
-    ]  # fmt: skip
+        k8s_event(
+            "Service",
+            "dask-jupyter",
+            "EnsuringLoadBalancer",
+            "Ensuring load balancer",
+            level="Normal",
+            count=4,
+            at="14:05:00",
+        ),
+        k8s_event(
+            "Service",
+            "dask-jupyter",
+            "SyncLoadBalancerFailed",
+            f"Error syncing load balancer: {quota}",
+            count=3,
+        ),
+    ]
     core = FakeCore(
         clock,
-        [service_list(100, service("dask-scheduler", 90, ip="127.0.0.10"),
-                      service("dask-jupyter", 91))],
+        [
+            service_list(
+                100, service("dask-scheduler", 90, ip="127.0.0.10"), service("dask-jupyter", 91)
+            )
+        ],
         events=events,
-    )  # fmt: skip
+    )
     waiter = waiter_for(core, timeout=30)
     with pytest.raises(WaitFailure) as failure:
         waiter.wait()
@@ -311,14 +360,21 @@ def test_label_selector_waits_for_matching_load_balancers_and_ignores_others():
     clock = FakeClock()
     core = FakeCore(
         clock,
-        [service_list(100, service("dask-scheduler", 90), service("dask-headless", 91,
-                                                                   svc_type="ClusterIP"))],
-        watches=[[
-            event("ADDED", service("dask-jupyter", 110)),
-            event("MODIFIED", service("dask-scheduler", 111, ip="127.0.0.10")),
-            event("MODIFIED", service("dask-jupyter", 112, ip="127.0.0.11")),
-        ]],
-    )  # fmt: skip
+        [
+            service_list(
+                100,
+                service("dask-scheduler", 90),
+                service("dask-headless", 91, svc_type="ClusterIP"),
+            )
+        ],
+        watches=[
+            [
+                event("ADDED", service("dask-jupyter", 110)),
+                ip_assigned("dask-scheduler", 111, "127.0.0.10"),
+                ip_assigned("dask-jupyter", 112, "127.0.0.11"),
+            ]
+        ],
+    )
     waiter = waiter_for(core, names=None, label_selector="app=dask")
     waiter.wait()
     result = waiter.result()
@@ -337,8 +393,14 @@ def test_label_selector_without_load_balancers_fails_at_once():
 
 def test_check_mode_reports_without_waiting_or_failing():
     clock = FakeClock()
-    core = FakeCore(clock, [service_list(100, service("dask-scheduler", 90, ip="127.0.0.10"),
-                                         service("dask-jupyter", 91))])  # fmt: skip
+    core = FakeCore(
+        clock,
+        [
+            service_list(
+                100, service("dask-scheduler", 90, ip="127.0.0.10"), service("dask-jupyter", 91)
+            )
+        ],
+    )
     waiter = waiter_for(core, check_mode=True, names=["dask-scheduler", "dask-jupyter", "gone"])
     waiter.wait()
     assert core.watch_calls() == []
@@ -361,10 +423,19 @@ def fake_cluster(monkeypatch):
     return install
 
 
-def test_module_returns_services_and_elapsed(run_module, fake_cluster):
-    fake_cluster(FakeCore(FakeClock(), [service_list(100,
-        service("dask-scheduler", 90, ip="127.0.0.10"),
-        service("dask-jupyter", 91, ip="127.0.0.11"))]))  # fmt: skip
+def test_module_returns_services_and_elapsed(run_module, fake_cluster, monkeypatch):
+    # main() on the fake clock: the jupyter address comes 2.5 s into the watch.
+    clock = FakeClock()
+    monkeypatch.setattr(
+        wait_for_lb_ip,
+        "LoadBalancerWaiter",
+        functools.partial(wait_for_lb_ip.LoadBalancerWaiter, clock=clock),
+    )
+    listing = service_list(
+        100, service("dask-scheduler", 90, ip="127.0.0.10"), service("dask-jupyter", 91)
+    )
+    later = [Advance(2.5), ip_assigned("dask-jupyter", 101, "127.0.0.11")]
+    fake_cluster(FakeCore(clock, [listing], watches=[later]))
     outcome, result, _ = run_module(
         wait_for_lb_ip.main, {"namespace": NS, "names": ["dask-scheduler", "dask-jupyter"]}
     )
@@ -372,7 +443,9 @@ def test_module_returns_services_and_elapsed(run_module, fake_cluster):
     assert result["changed"] is False
     assert result["pending"] == []
     assert result["services"]["dask-jupyter"]["ip"] == "127.0.0.11"
-    assert result["elapsed"] >= 0
+    assert result["services"]["dask-jupyter"]["ready_after"] == 2.5
+    assert result["services"]["dask-scheduler"]["ready_after"] == 0.0
+    assert result["elapsed"] == 2.5
     assert result["relists"] == 1
 
 
@@ -406,10 +479,11 @@ def test_module_timeout_returns_events_in_pending(run_module, fake_cluster, monk
             wait_for_lb_ip.time.sleep(0.2)
             yield from ()
 
-    core = FakeCore(FakeClock(), [service_list(100, service("dask-scheduler", 90))], events=[
-        {"type": "Warning", "reason": "SyncLoadBalancerFailed", "message": "no IP left",
-         "lastTimestamp": "2026-11-26T14:04:00Z",
-         "involvedObject": {"kind": "Service", "name": "dask-scheduler"}}])  # fmt: skip
+    core = FakeCore(
+        FakeClock(),
+        [service_list(100, service("dask-scheduler", 90))],
+        events=[k8s_event("Service", "dask-scheduler", "SyncLoadBalancerFailed", "no IP left")],
+    )
     monkeypatch.setattr(
         core,
         "list",
@@ -454,7 +528,7 @@ def test_watches_ending_without_news_back_off_instead_of_spinning(monkeypatch):
         clock.advance(seconds)
 
     monkeypatch.setattr(wait_for_lb_ip.time, "sleep", fake_sleep)
-    ready = [event("MODIFIED", service("dask-scheduler", 101, ip="127.0.0.10"))]
+    ready = [ip_assigned("dask-scheduler", 101, "127.0.0.10")]
     core = FakeCore(
         clock,
         [service_list(100, service("dask-scheduler", 90))],

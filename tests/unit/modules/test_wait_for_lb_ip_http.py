@@ -17,8 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import wait_for_lb_ip
-from ansible.module_utils import k8s_watch
+from ansible_collections.dask_gke.core.plugins.module_utils import k8s_watch
+from ansible_collections.dask_gke.core.plugins.modules import wait_for_lb_ip
+from fake_watch import gone, k8s_event
 
 NS = "dask"
 
@@ -28,10 +29,12 @@ def service(name, rv, ip=None):
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": NS, "resourceVersion": str(rv)},
-        "spec": {"type": "LoadBalancer", "ports": [{"name": "tcp-comm", "port": 8786,
-                                                    "protocol": "TCP", "targetPort": 8786}]},
+        "spec": {
+            "type": "LoadBalancer",
+            "ports": [{"name": "tcp-comm", "port": 8786, "protocol": "TCP", "targetPort": 8786}],
+        },
         "status": {"loadBalancer": {"ingress": [{"ip": ip}]} if ip else {}},
-    }  # fmt: skip
+    }
 
 
 class Script:
@@ -128,19 +131,30 @@ def api_server(monkeypatch, tmp_path):
 
 
 def module_args(host, **extra):
-    args = {"host": host, "api_key": "sandbox-token", "namespace": NS,
-            "names": ["dask-scheduler"], "timeout": 10}  # fmt: skip
+    args = {
+        "host": host,
+        "api_key": "sandbox-token",
+        "namespace": NS,
+        "names": ["dask-scheduler"],
+        "timeout": 10,
+    }
     args.update(extra)
     return args
 
 
 def test_ip_assigned_while_watching_returns_promptly(run_module, api_server):
     script = Script(
-        lists=[{"kind": "ServiceList", "metadata": {"resourceVersion": "100"},
-                "items": [service("dask-scheduler", 90)]}],
-        watches=[[0.5, {"type": "MODIFIED",
-                        "object": service("dask-scheduler", 101, "127.0.0.10")}]],
-    )  # fmt: skip
+        lists=[
+            {
+                "kind": "ServiceList",
+                "metadata": {"resourceVersion": "100"},
+                "items": [service("dask-scheduler", 90)],
+            }
+        ],
+        watches=[
+            [0.5, {"type": "MODIFIED", "object": service("dask-scheduler", 101, "127.0.0.10")}]
+        ],
+    )
     host = api_server(script)
     started = time.monotonic()
     outcome, result, _ = run_module(wait_for_lb_ip.main, module_args(host))
@@ -157,22 +171,26 @@ def test_ip_assigned_while_watching_returns_promptly(run_module, api_server):
 
 
 def test_cut_stream_and_410_are_survived(run_module, api_server):
-    gone = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": "too old resource version: 120 (300)",
-            "reason": "Expired", "code": 410}}  # fmt: skip
+    stale = gone(120, 300)
     script = Script(
         lists=[
-            {"kind": "ServiceList", "metadata": {"resourceVersion": "100"},
-             "items": [service("dask-scheduler", 90)]},
-            {"kind": "ServiceList", "metadata": {"resourceVersion": "300"},
-             "items": [service("dask-scheduler", 290)]},
+            {
+                "kind": "ServiceList",
+                "metadata": {"resourceVersion": "100"},
+                "items": [service("dask-scheduler", 90)],
+            },
+            {
+                "kind": "ServiceList",
+                "metadata": {"resourceVersion": "300"},
+                "items": [service("dask-scheduler", 290)],
+            },
         ],
         watches=[
             [{"type": "MODIFIED", "object": service("dask-scheduler", 120)}, "cut"],
-            [gone],
+            [stale],
             [0.2, {"type": "MODIFIED", "object": service("dask-scheduler", 301, "127.0.0.10")}],
         ],
-    )  # fmt: skip
+    )
     host = api_server(script)
     outcome, result, _ = run_module(wait_for_lb_ip.main, module_args(host))
     assert outcome == "exit", result
@@ -186,15 +204,25 @@ def test_cut_stream_and_410_are_survived(run_module, api_server):
 
 def test_timeout_over_http_reports_events(run_module, api_server):
     script = Script(
-        lists=[{"kind": "ServiceList", "metadata": {"resourceVersion": "100"},
-                "items": [service("dask-scheduler", 90)]}],
+        lists=[
+            {
+                "kind": "ServiceList",
+                "metadata": {"resourceVersion": "100"},
+                "items": [service("dask-scheduler", 90)],
+            }
+        ],
         watches=[],
-        events=[{"type": "Warning", "reason": "SyncLoadBalancerFailed", "count": 2,
-                 "message": "Error syncing load balancer: no address available",
-                 "lastTimestamp": "2026-11-26T14:04:00Z",
-                 "metadata": {"name": "dask-scheduler.1", "namespace": NS},
-                 "involvedObject": {"kind": "Service", "name": "dask-scheduler"}}],
-    )  # fmt: skip
+        events=[
+            k8s_event(
+                "Service",
+                "dask-scheduler",
+                "SyncLoadBalancerFailed",
+                "Error syncing load balancer: no address available",
+                count=2,
+                metadata={"name": "dask-scheduler.1", "namespace": NS},
+            )
+        ],
+    )
     host = api_server(script)
     outcome, result, _ = run_module(wait_for_lb_ip.main, module_args(host, timeout=2))
     assert outcome == "fail"

@@ -3,25 +3,49 @@
 from __future__ import annotations
 
 import pytest
-import wait_for_rollout
 import yaml
-from ansible.module_utils.k8s_watch import WaitFailure
-from fake_watch import GONE, HOLD, Advance, FakeClock, FakeListApi, event, install_fake_cluster
+from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import WaitFailure
+from ansible_collections.dask_gke.core.plugins.modules import wait_for_rollout
+from fake_watch import (
+    GONE,
+    HOLD,
+    Advance,
+    FakeClock,
+    FakeListApi,
+    event,
+    install_fake_cluster,
+    k8s_event,
+)
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 NS = "dask"
 NAMES = ["dask-scheduler", "dask-worker"]
 
 
-def deployment(name, rv, *, replicas=3, updated=None, current=None, available=None,
-               generation=1, observed=None, conditions=()):  # fmt: skip
+def deployment(
+    name,
+    rv,
+    *,
+    replicas=3,
+    updated=None,
+    current=None,
+    available=None,
+    generation=1,
+    observed=None,
+    conditions=(),
+):
     """A Deployment as the API sends it; the status counts default to fully rolled out."""
     updated = replicas if updated is None else updated
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "resourceVersion": str(rv),
-                     "generation": generation, "labels": {"app": "dask"}},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "resourceVersion": str(rv),
+            "generation": generation,
+            "labels": {"app": "dask"},
+        },
         "spec": {"replicas": replicas},
         "status": {
             "observedGeneration": generation if observed is None else observed,
@@ -30,7 +54,7 @@ def deployment(name, rv, *, replicas=3, updated=None, current=None, available=No
             "availableReplicas": updated if available is None else available,
             "conditions": list(conditions),
         },
-    }  # fmt: skip
+    }
 
 
 def with_selector(obj, **labels):
@@ -56,8 +80,20 @@ PULL_FAILURE = 'Back-off pulling image "ghcr.io/dask/dask:2099.1.0"'
 
 
 def deployment_list(rv, *items):
-    return {"apiVersion": "apps/v1", "kind": "DeploymentList",
-            "metadata": {"resourceVersion": str(rv)}, "items": list(items)}  # fmt: skip
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DeploymentList",
+        "metadata": {"resourceVersion": str(rv)},
+        "items": list(items),
+    }
+
+
+def scheduler_and_worker(**worker):
+    """The release at resource version 100: the scheduler (1 replica) rolled out, the worker
+    Deployment as given (3 replicas all available by default)."""
+    return deployment_list(
+        100, deployment("dask-scheduler", 90, replicas=1), deployment("dask-worker", 91, **worker)
+    )
 
 
 FakeApps = FakeListApi  # the Deployments, and apps.events_api their Events
@@ -81,8 +117,12 @@ def waiter_for(apps, check_mode=False, **overrides):
     )
 
 
-DEADLINE = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-            "message": 'ReplicaSet "dask-worker-7d9c" has timed out progressing.'}  # fmt: skip
+DEADLINE = {
+    "type": "Progressing",
+    "status": "False",
+    "reason": "ProgressDeadlineExceeded",
+    "message": 'ReplicaSet "dask-worker-7d9c" has timed out progressing.',
+}
 
 
 @pytest.mark.parametrize(
@@ -112,16 +152,22 @@ def test_missing_spec_replicas_means_one():
 
 
 def test_rolled_out_deployments_return_without_watching():
-    apps = FakeApps(FakeClock(), [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                                                  deployment("dask-worker", 91))])  # fmt: skip
+    apps = FakeApps(
+        FakeClock(),
+        [scheduler_and_worker()],
+    )
     waiter = waiter_for(apps)
     waiter.wait()
     assert [kind for kind, _ in apps.calls] == ["list"]
     result = waiter.result()
     assert result["deployments"]["dask-worker"] == {
-        "replicas": 3, "updated_replicas": 3, "available_replicas": 3, "generation": 1,
-        "ready_after": 0.0, "seen_at": result["deployments"]["dask-worker"]["seen_at"],
-    }  # fmt: skip
+        "replicas": 3,
+        "updated_replicas": 3,
+        "available_replicas": 3,
+        "generation": 1,
+        "ready_after": 0.0,
+        "seen_at": result["deployments"]["dask-worker"]["seen_at"],
+    }
     assert waiter.pending() == []
 
 
@@ -131,14 +177,17 @@ def test_rollout_seen_from_the_watch_in_one_list_and_one_watch_whatever_the_repl
     steps = []
     for available in range(1, 1001):
         steps.append(Advance(0.01))
-        steps.append(event("MODIFIED", deployment("dask-worker", 200 + available,
-                                                  replicas=1000, available=available)))  # fmt: skip
+        steps.append(
+            event(
+                "MODIFIED",
+                deployment("dask-worker", 200 + available, replicas=1000, available=available),
+            )
+        )
     apps = FakeApps(
         clock,
-        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                         deployment("dask-worker", 91, replicas=1000, available=0))],
+        [scheduler_and_worker(replicas=1000, available=0)],
         watches=[steps],
-    )  # fmt: skip
+    )
     waiter = waiter_for(apps)
     waiter.wait()
     assert [kind for kind, _ in apps.calls] == ["list", "watch"]
@@ -150,16 +199,21 @@ def test_a_new_generation_after_the_rollout_is_waited_for_again():
     clock = FakeClock()
     apps = FakeApps(
         clock,
-        [deployment_list(100, deployment("dask-scheduler", 90, available=0),
-                         deployment("dask-worker", 91))],
-        watches=[[
-            event("MODIFIED", deployment("dask-worker", 101, generation=2, observed=1)),
-            Advance(2),
-            event("MODIFIED", deployment("dask-scheduler", 102)),
-            Advance(1),
-            event("MODIFIED", deployment("dask-worker", 103, generation=2)),
-        ]],
-    )  # fmt: skip
+        [
+            deployment_list(
+                100, deployment("dask-scheduler", 90, available=0), deployment("dask-worker", 91)
+            )
+        ],
+        watches=[
+            [
+                event("MODIFIED", deployment("dask-worker", 101, generation=2, observed=1)),
+                Advance(2),
+                event("MODIFIED", deployment("dask-scheduler", 102)),
+                Advance(1),
+                event("MODIFIED", deployment("dask-worker", 103, generation=2)),
+            ]
+        ],
+    )
     waiter = waiter_for(apps)
     waiter.wait()
     deployments = waiter.result()["deployments"]
@@ -186,10 +240,9 @@ def test_label_selector_without_deployments_fails_at_once():
 def test_label_selector_waits_for_every_matching_deployment():
     apps = FakeApps(
         FakeClock(),
-        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                         deployment("dask-worker", 91, available=0))],
+        [scheduler_and_worker(available=0)],
         watches=[[event("MODIFIED", deployment("dask-worker", 120))]],
-    )  # fmt: skip
+    )
     waiter = waiter_for(apps, names=None, label_selector="app=dask")
     waiter.wait()
     assert sorted(waiter.result()["deployments"]) == ["dask-scheduler", "dask-worker"]
@@ -200,11 +253,16 @@ def test_progress_deadline_exceeded_fails_without_waiting_for_the_timeout():
     clock = FakeClock()
     apps = FakeApps(
         clock,
-        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                         deployment("dask-worker", 91, available=0))],
-        watches=[[Advance(5), event("MODIFIED", deployment(
-            "dask-worker", 130, available=0, conditions=[DEADLINE]))]],
-    )  # fmt: skip
+        [scheduler_and_worker(available=0)],
+        watches=[
+            [
+                Advance(5),
+                event(
+                    "MODIFIED", deployment("dask-worker", 130, available=0, conditions=[DEADLINE])
+                ),
+            ]
+        ],
+    )
     with pytest.raises(WaitFailure) as failure:
         waiter_for(apps).wait()
     assert "'dask-worker' in namespace dask: progress deadline exceeded" in str(failure.value)
@@ -214,10 +272,9 @@ def test_progress_deadline_exceeded_fails_without_waiting_for_the_timeout():
 def test_named_deployment_deleted_while_waiting_fails():
     apps = FakeApps(
         FakeClock(),
-        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                         deployment("dask-worker", 91, available=0))],
+        [scheduler_and_worker(available=0)],
         watches=[[event("DELETED", deployment("dask-worker", 130, available=0))]],
-    )  # fmt: skip
+    )
     with pytest.raises(WaitFailure, match=r"'dask-worker' .* was deleted"):
         waiter_for(apps).wait()
 
@@ -225,12 +282,16 @@ def test_named_deployment_deleted_while_waiting_fails():
 def test_410_gone_lists_again_and_watches_from_the_new_version():
     apps = FakeApps(
         FakeClock(),
-        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                         deployment("dask-worker", 91, available=0)),
-         deployment_list(250, deployment("dask-scheduler", 90, replicas=1),
-                         deployment("dask-worker", 240, available=1))],
+        [
+            scheduler_and_worker(available=0),
+            deployment_list(
+                250,
+                deployment("dask-scheduler", 90, replicas=1),
+                deployment("dask-worker", 240, available=1),
+            ),
+        ],
         watches=[[GONE], [event("MODIFIED", deployment("dask-worker", 260))]],
-    )  # fmt: skip
+    )
     waiter = waiter_for(apps)
     waiter.wait()
     assert [kind for kind, _ in apps.calls] == ["list", "watch", "list", "watch"]
@@ -239,18 +300,26 @@ def test_410_gone_lists_again_and_watches_from_the_new_version():
 
 
 def test_timeout_names_what_each_deployment_waits_for_with_conditions_and_events():
-    unavailable = {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
-                   "message": "Deployment does not have minimum availability."}  # fmt: skip
+    unavailable = {
+        "type": "Available",
+        "status": "False",
+        "reason": "MinimumReplicasUnavailable",
+        "message": "Deployment does not have minimum availability.",
+    }
     apps = FakeApps(
         FakeClock(),
-        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                         deployment("dask-worker", 91, available=1, conditions=[unavailable]))],
+        [scheduler_and_worker(available=1, conditions=[unavailable])],
         events=[
-            {"type": "Normal", "reason": "ScalingReplicaSet", "message": "Scaled up to 3",
-             "lastTimestamp": "2026-11-26T14:00:00Z",
-             "involvedObject": {"kind": "Deployment", "name": "dask-worker"}},
+            k8s_event(
+                "Deployment",
+                "dask-worker",
+                "ScalingReplicaSet",
+                "Scaled up to 3",
+                level="Normal",
+                at="14:00:00",
+            )
         ],
-    )  # fmt: skip
+    )
     waiter = waiter_for(apps, timeout=30)
     with pytest.raises(WaitFailure) as failure:
         waiter.wait()
@@ -261,8 +330,10 @@ def test_timeout_names_what_each_deployment_waits_for_with_conditions_and_events
     assert "Normal ScalingReplicaSet: Scaled up to 3" in message
     assert "dask-scheduler" not in message
     assert [p["name"] for p in waiter.timed_out_pending] == ["dask-worker"]
-    assert ("events", {"field_selector": "involvedObject.kind=Deployment,"
-                       "involvedObject.name=dask-worker"}) in apps.calls  # fmt: skip
+    assert (
+        "events",
+        {"field_selector": "involvedObject.kind=Deployment,involvedObject.name=dask-worker"},
+    ) in apps.calls
 
 
 def test_a_read_timeout_at_the_deadline_is_not_reported_as_a_watch_error():
@@ -270,10 +341,9 @@ def test_a_read_timeout_at_the_deadline_is_not_reported_as_a_watch_error():
     dropped = ProtocolError("Connection broken")
     apps = FakeApps(
         FakeClock(),
-        [deployment_list(100, deployment("dask-scheduler", 90, replicas=1),
-                         deployment("dask-worker", 91, available=0))],
+        [scheduler_and_worker(available=0)],
         watches=[[Advance(5), dropped], [Advance(25), stalled]],
-    )  # fmt: skip
+    )
     with pytest.raises(WaitFailure) as failure:
         waiter_for(apps, timeout=30).wait()
     # The drop before the deadline is news; the timeout at the deadline is the deadline.

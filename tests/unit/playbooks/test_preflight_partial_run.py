@@ -6,26 +6,12 @@ no API call, so nothing here reaches a cloud.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from controller import ansible_playbook
 
 
 def preflight(tmp_path, *args):
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "inventories/gke", "playbooks/preflight.yml", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        env={"PATH": f"{ANSIBLE_PLAYBOOK.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
-             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_NOCOLOR": "1"},
-    )  # fmt: skip
+    return ansible_playbook(tmp_path, "-i", "inventories/gke", "playbooks/preflight.yml", *args)
 
 
 @pytest.mark.parametrize("tags", ["upgrade", "dask", "verify"])

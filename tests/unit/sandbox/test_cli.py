@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sandbox.cli import alive
+from sandbox.node.processes import alive
 from tests.unit.sandbox.conftest import free_port_base
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -72,12 +72,26 @@ def test_slow_operation_takes_the_extra_seconds(sandbox):
 
 
 def test_load_balancer_fault_is_passed_to_the_backend(sandbox):
-    put_faults(sandbox, {"load_balancer": {"assign": False}, "lb_delay_ms": 50})
-    assert sandbox.backend.load_balancer == {"assign": False, "delay_ms": 50}
+    put_faults(
+        sandbox,
+        {"load_balancer": {"assign": False}, "lb_delay_ms": 50, "lb_cleanup_delay_ms": 2000},
+    )
+    assert sandbox.backend.load_balancer == {
+        "assign": False,
+        "delay_ms": 50,
+        "cleanup_delay_ms": 2000,
+    }
     sandbox.plain.delete(f"{sandbox.admin}/faults", timeout=5)
-    assert sandbox.backend.load_balancer == {"assign": True, "delay_ms": 500}
+    assert sandbox.backend.load_balancer == {
+        "assign": True,
+        "delay_ms": 500,
+        "cleanup_delay_ms": 500,
+    }
     calls = [c for c in sandbox.backend.calls if c[0] == "set_load_balancer"]
-    assert calls == [("set_load_balancer", False, 50), ("set_load_balancer", True, 500)]
+    assert calls == [
+        ("set_load_balancer", False, 50, 2000),
+        ("set_load_balancer", True, 500, 500),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ import yaml
 
 from sandbox.emulator import kwok_backend
 from sandbox.emulator.kwok_backend import BackendError, KwokBackend
+from sandbox.node.dataplane import DataPlane
+from sandbox.node.runtime import REAL_NODE_LABEL
 from tests.unit.sandbox.tools import bin_dir as tools_bin_dir
 from tests.unit.sandbox.tools import missing_tools
 
@@ -143,32 +145,34 @@ def test_kwokctl_config_keeps_everything_on_loopback_with_stage_crd():
     assert args["advertise-address"] == "127.0.0.1"
 
 
-def test_stage_files_are_kwok_stages_covering_nodes_pods_and_services():
-    stages = [yaml.safe_load(path.read_text()) for path in kwok_backend.STAGES_DIR.glob("*.yaml")]
+def test_stage_files_are_kwok_stages_for_fake_nodes_and_their_pods():
+    # Services are the load balancer's (sandbox/node/loadbalancer.py), not a stage's.
+    stages = kwok_backend.load_stages()
     assert all(s["apiVersion"] == "kwok.x-k8s.io/v1alpha1" and s["kind"] == "Stage" for s in stages)
     names = [s["metadata"]["name"] for s in stages]
     assert len(names) == len(set(names))
     kinds = {s["spec"]["resourceRef"]["kind"] for s in stages}
-    assert kinds == {"Node", "Pod", "Service"}
+    assert kinds == {"Node", "Pod"}
 
 
-def test_load_balancer_stage_selects_services_waiting_for_an_ip():
-    others, load_balancer = kwok_backend.load_stages(1234)
-    assert kwok_backend.LOAD_BALANCER_STAGE not in [s["metadata"]["name"] for s in others]
-    assert load_balancer["spec"]["resourceRef"] == {"apiGroup": "v1", "kind": "Service"}
-    expressions = {e["key"]: e for e in load_balancer["spec"]["selector"]["matchExpressions"]}
-    assert expressions[".spec.type"]["operator"] == "In"
-    assert expressions[".spec.type"]["values"] == ["LoadBalancer"]
-    assert expressions[".status.loadBalancer.ingress"]["operator"] == "DoesNotExist"
-    assert load_balancer["spec"]["delay"] == {"durationMilliseconds": 1234}
-    assert '"127.0.%d.%d"' in load_balancer["spec"]["next"]["statusTemplate"]
+def test_kwok_manages_only_the_fake_nodes():
+    config = yaml.safe_load(kwok_backend.KWOKCTL_CONFIG.read_text())
+    kwok = next(p for p in config["componentsPatches"] if p["name"] == "kwok-controller")
+    args = {arg["key"]: arg["value"] for arg in kwok["extraArgs"]}
+    assert args["manage-all-nodes"] == "false"
+    key, value = args["manage-nodes-with-annotation-selector"].split("=")
+    assert {key: value} == kwok_backend.FAKE_NODE_ANNOTATION
 
 
-def test_with_delay_leaves_the_original_alone():
-    _, stage = kwok_backend.load_stages(500)
-    changed = kwok_backend.with_delay(stage, 0)
-    assert changed["spec"]["delay"]["durationMilliseconds"] == 0
-    assert stage["spec"]["delay"]["durationMilliseconds"] == 500
+def test_scheduler_prefers_the_real_node_without_requiring_it():
+    config = yaml.safe_load(kwok_backend.SCHEDULER_CONFIG.read_text())
+    (profile,) = config["profiles"]
+    (affinity,) = [c for c in profile["pluginConfig"] if c["name"] == "NodeAffinity"]
+    added = affinity["args"]["addedAffinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in added
+    (preference,) = added["preferredDuringSchedulingIgnoredDuringExecution"]
+    (expression,) = preference["preference"]["matchExpressions"]
+    assert expression == {"key": REAL_NODE_LABEL, "operator": "In", "values": ["true"]}
 
 
 def test_kwokctl_gets_every_binary_explicitly(tmp_path):
@@ -273,8 +277,9 @@ def test_node_pools_need_an_existing_cluster(tmp_path):
 
 def test_load_balancer_setting_is_kept_for_later_clusters(tmp_path):
     backend = KwokBackend(tmp_path, tmp_path / "bin", ["t"])
-    backend.set_load_balancer(False, 50)
-    assert (backend._lb_assign, backend._lb_delay_ms) == (False, 50)
+    backend.set_load_balancer(False, 50, 700)
+    settings = backend.data_plane.cloud.settings
+    assert (settings.assign, settings.delay_ms, settings.cleanup_delay_ms) == (False, 50, 700)
     with pytest.raises(BackendError, match="negative"):
         backend.set_load_balancer(True, -1)
 
@@ -319,7 +324,10 @@ def _wait(what: str, condition, timeout: float) -> float:
 def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end story
     token = "sandbox-test-token-0123456789"
     bin_dir = tools_bin_dir()
-    backend = KwokBackend(tmp_path / "sandbox", bin_dir, [token])
+    # The KWOK part alone: fake nodes only (tests/unit/node covers the real node).
+    backend = KwokBackend(
+        tmp_path / "sandbox", bin_dir, [token], DataPlane(tmp_path / "sandbox", bin_dir, "off")
+    )
     kubeconfig = tmp_path / "kubeconfig"
     timings = {}
     try:

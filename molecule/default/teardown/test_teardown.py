@@ -1,6 +1,6 @@
 """cleanup.yml after the deployment: ordered teardown, nothing left behind, re-runnable.
 
-Runs after test_1_deployment.py (molecule hands pytest the files in sorted order).
+Molecule's cleanup stage runs this (molecule/shared/cleanup.yml), after the verifier.
 """
 
 from __future__ import annotations

@@ -205,3 +205,5 @@ def test_endpoints_file_matches_the_services(load_balancers, endpoints_file, set
     assert scheduler.port == 8786
     assert endpoints["dask_version"] == str(settings["dask_chart_dask_version"])
     assert endpoints["helm_version"].split(".")[0] == str(settings["helm_tiller_helm_major"])
+    galaxy = harness.load_yaml(harness.REPO_ROOT / "galaxy.yml")
+    assert endpoints["dask_gke_version"] == str(galaxy["version"])

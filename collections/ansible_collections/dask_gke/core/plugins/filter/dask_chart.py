@@ -1,0 +1,1 @@
+../../../../../../roles/dask_chart/filter_plugins/dask_chart.py

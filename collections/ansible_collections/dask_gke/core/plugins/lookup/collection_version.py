@@ -1,0 +1,1 @@
+../../../../../../plugins/lookup/collection_version.py

@@ -1,0 +1,1 @@
+../../../../../../roles/gke_cluster/lookup_plugins/gke_access_token.py

@@ -1,0 +1,3 @@
+module dask-gke/sandbox/pause
+
+go 1.26
