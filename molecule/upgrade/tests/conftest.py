@@ -56,3 +56,26 @@ def release_deployments(kubeconfig, namespace, release):
         return {d.metadata.labels["component"]: d for d in items}
 
     return current
+
+
+@pytest.fixture(scope="session")
+def python_in_component(kubeconfig, namespace, release):
+    """`python_in_component(component, code)`: what `python -c code` prints in each running
+    Pod of a chart component (scheduler, worker, jupyter), by Pod name."""
+    core = client.CoreV1Api(harness.kube_client(kubeconfig))
+
+    def run(component: str, code: str) -> dict[str, str]:
+        pods = core.list_namespaced_pod(
+            namespace, label_selector=f"release={release},component={component}"
+        ).items
+        running = [
+            pod.metadata.name
+            for pod in pods
+            if pod.status.phase == "Running" and pod.metadata.deletion_timestamp is None
+        ]
+        assert running, f"no running {component} Pod"
+        return {
+            name: harness.python_in_pod(core, name, namespace, code).strip() for name in running
+        }
+
+    return run

@@ -59,6 +59,22 @@ def test_new_packages_live(deployments, component, new_packages):
     assert status.updated_replicas == deployment.spec.replicas, "rollout not finished"
 
 
+@pytest.mark.parametrize("component", ["scheduler", "worker", "jupyter"])
+def test_the_new_pods_import_the_new_package(
+    deployments, python_in_component, component, new_packages
+):
+    # The rollout is over (test_new_packages_live): every running Pod is a new one.
+    added = new_packages[-1]
+    code = (
+        "import importlib, importlib.metadata as m; "
+        f"importlib.import_module({added!r}); print(m.version({added!r}))"
+    )
+    versions = python_in_component(component, code)
+    assert versions, f"no {component} Pod"
+    for pod, output in versions.items():
+        assert output and "Error" not in output, f"{pod}: {output}"
+
+
 def test_upgrade_again_changes_nothing(upgrade, upgrade_run, revision, new_packages):
     run, calls, before = upgrade_run(
         {"dask_chart_extra_pip_packages": new_packages}, "upgrade-again"

@@ -66,9 +66,50 @@ def test_the_endpoints_file_names_the_new_version(dask_upgrade, endpoints_file, 
     assert endpoints["client_install"] == f'pip install "dask[distributed]=={new_version}"'
 
 
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_every_running_pod_reports_the_new_version(
+    deployments, python_in_component, component, new_version
+):
+    code = "import dask, distributed; print(dask.__version__, distributed.__version__)"
+    reported = python_in_component(component, code)
+    assert set(reported.values()) == {f"{new_version} {new_version}"}, reported
+
+
+def test_the_endpoints_file_records_what_the_cluster_reports(
+    dask_upgrade, endpoints_file, new_version, settings
+):
+    versions = json.loads(endpoints_file.read_text())["versions"]
+    assert versions["configured"] == new_version
+    assert versions["scheduler"] == new_version
+    assert versions["workers"] == [new_version]
+    assert versions["worker_count"] == int(settings["dask_chart_worker_replicas"])
+
+
 def test_upgrading_again_changes_nothing(dask_upgrade, upgrade_run, revision, new_version):
     run, calls, before = upgrade_run({"dask_chart_dask_version": new_version}, "dask-version-again")
     assert run.returncode == 0, run.describe()
     assert calls == []
     assert revision() == before
     assert run.recap().get("changed") == 0, run.describe()
+
+
+def test_a_cluster_running_another_version_fails_the_verify_naming_both(
+    dask_upgrade, revision, new_version, settings
+):
+    # The inventory says the old version while the cluster runs the new one (say, a
+    # checkout older than the last upgrade): the verify asks the cluster and refuses.
+    configured = str(settings["dask_chart_dask_version"])
+    before = revision()
+    run = harness.run_playbook(
+        "deploy.yml",
+        tags="verify",
+        extra_vars={"dask_chart_dask_version": configured},
+        label="verify-version-mismatch",
+        timeout=600,
+    )
+    assert run.returncode != 0, run.describe()
+    failure = " ".join(run.failure().split())
+    assert f"dask_chart_dask_version is {configured}" in failure, run.describe()
+    assert f"the running scheduler reports Dask {new_version}" in failure
+    assert f"report {new_version}" in failure
+    assert revision() == before, "the verify changed the release"

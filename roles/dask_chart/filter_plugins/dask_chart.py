@@ -104,6 +104,7 @@ CHART_KEYS = {
 }
 TOP_LEVEL_KEYS = {"nameOverride": STR, "fullnameOverride": STR, "additional_worker_groups": LIST}
 IMAGE_KEYS = {"repository", "tag", "pullPolicy", "pullSecrets", "dask_worker"}
+READINESS = "its probe makes a rolled-out Pod one that answers (no variable overrides it)"
 # Values the role sets itself, and the variable that sets each.
 ROLE_KEYS = {
     ("scheduler", "image", "repository"): "dask_chart_scheduler_image",
@@ -126,6 +127,9 @@ ROLE_KEYS = {
     ("jupyter", "enabled"): "dask_chart_jupyter_enabled",
     ("jupyter", "password"): "dask_chart_jupyter_password",
     ("jupyter", "passwordHint"): "dask_chart_jupyter_password",
+    ("scheduler", "readinessProbe"): READINESS,
+    ("worker", "readinessProbe"): READINESS,
+    ("jupyter", "readinessProbe"): READINESS,
 }
 ROLE_ENV = {"EXTRA_PIP_PACKAGES": "dask_chart_extra_pip_packages"}
 # Jupyter settings an extraConfig must not touch: the login is the role's.
@@ -133,6 +137,7 @@ JUPYTER_AUTH_SETTING = re.compile(
     r"password|token|identity_?provider|authenticat|login_handler|disable_check_xsrf",
     re.IGNORECASE,
 )
+MAX_PORT = 65535
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A domain-prefixed name, as loadBalancerClass needs.
 QUALIFIED_NAME = re.compile(
@@ -194,7 +199,7 @@ def source_range_problems(ranges, limit: int) -> list[str]:
         except ValueError as exc:
             problems.append(f"{_shown(entry)} is not a CIDR with the host bits clear ({exc})")
             continue
-        if network.version == 6:
+        if isinstance(network, ipaddress.IPv6Network):
             problems.append(
                 f"{_shown(entry)} is an IPv6 range: the Services are IPv4 (GKE's default "
                 "single-stack), so it would never match; give IPv4 ranges"
@@ -232,7 +237,7 @@ def load_balancer_problems(lb_type, lb_class, ips, annotations) -> list[str]:
             )
             continue
         try:
-            if ipaddress.ip_address(str(address)).version != 4:
+            if not isinstance(ipaddress.ip_address(str(address)), ipaddress.IPv4Address):
                 raise ValueError("not IPv4")
         except ValueError:
             problems.append(
@@ -362,9 +367,9 @@ def _component_problems(component: str, values: dict, path: str) -> list[str]:
             continue
         variable = ROLE_KEYS.get((component, key))
         if variable and path == component:
+            advice = variable if variable == READINESS else f"use {variable} instead"
             problems.append(
-                f"dask_chart_values.{where}={_shown(value)} is set by the role: "
-                f"use {variable} instead"
+                f"dask_chart_values.{where}={_shown(value)} is set by the role: {advice}"
             )
             continue
         problem = _type_problem(where, value, known[key])
@@ -383,7 +388,7 @@ def _component_problems(component: str, values: dict, path: str) -> list[str]:
             )
         elif key in ("replicas", "servicePort", "port", "portDashboard") and value is not None:
             low = 1 if key != "replicas" else 0
-            if value < low or (key != "replicas" and value > 65535):
+            if value < low or (key != "replicas" and value > MAX_PORT):
                 problems.append(
                     f"dask_chart_values.{where}={_shown(value)} is out of range "
                     f"({'at least 0' if key == 'replicas' else '1 to 65535'})"

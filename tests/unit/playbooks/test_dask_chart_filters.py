@@ -375,6 +375,10 @@ def test_the_pinned_distributed_decides_for_the_default_version():
             "use dask_chart_extra_pip_packages instead",
         ),
         ({"fullnameOverride": "My_Dask"}, "must be lowercase letters"),
+        (
+            {"worker": {"readinessProbe": {"exec": {"command": ["true"]}}}},
+            "is set by the role: its probe makes a rolled-out Pod one that answers",
+        ),
     ],
 )
 def test_values_problems_name_the_key_the_value_and_the_fix(values, problem):

@@ -42,6 +42,7 @@ REQUEST_TIMEOUT = 30  # seconds per API request of the dry run
 # Where a namespace that does not exist yet is validated (a dry run cannot
 # create the namespace the other objects would need).
 FALLBACK_NAMESPACE = "default"
+NOT_FOUND = 404  # HTTP status of an object that does not exist (yet)
 
 
 class RenderError(Exception):
@@ -233,7 +234,7 @@ class KubernetesApi:
         try:
             namespaces.get(name=name, _request_timeout=REQUEST_TIMEOUT)
         except self.api_exception as exc:
-            if exc.status == 404:
+            if exc.status == NOT_FOUND:
                 return False
             raise RenderError(f"cannot read namespace {name}: {self.message(exc)}") from exc
         return True
@@ -259,7 +260,7 @@ class KubernetesApi:
             try:
                 resource.replace(body=body, name=body["metadata"]["name"], **options())
             except self.api_exception as exc:
-                if exc.status != 404:
+                if exc.status != NOT_FOUND:
                     raise
                 resource.create(body=body, **options())
         except self.api_exception as exc:
