@@ -69,7 +69,7 @@ lint: setup ## ansible-lint (production), yamllint, ruff, syntax check
 	$(BIN)/yamllint --strict .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/ansible-playbook --syntax-check deploy.yml cleanup.yml playbooks/upgrade.yml
+	$(BIN)/ansible-playbook --syntax-check deploy.yml cleanup.yml
 	$(BIN)/ansible-lint --offline
 	$(BIN)/antsibull-changelog lint
 

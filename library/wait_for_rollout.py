@@ -18,10 +18,16 @@ description:
     stream drops or ends, and lists again when the API server answers 410 Gone.
     Every request is bounded by O(timeout).
   - A named Deployment that does not exist fails at once, and so does a label
-    selector that matches none, or a Deployment whose C(Progressing) condition
-    says its progress deadline was exceeded.
+    selector that matches none, a Deployment whose C(Progressing) condition
+    says its progress deadline was exceeded, or one whose Pending Pods cannot
+    get their image (C(ErrImagePull), C(ImagePullBackOff), C(InvalidImageName),
+    C(ErrImageNeverPull)), which the module looks for every
+    O(pod_check_interval) seconds while a Deployment is not rolled out (one
+    list of that Deployment's Pending Pods each time).
   - On timeout, fails listing each Deployment still rolling out with what it
-    waits for, its conditions and its recent Events, warnings first.
+    waits for, its conditions, its recent Events, warnings first, and why its
+    Pods are not ready (waiting reasons such as C(CrashLoopBackOff), with the
+    last exit).
   - Read-only; never reports C(changed).
 version_added: "1.0.0"
 author:
@@ -54,6 +60,14 @@ options:
       - How many seconds to wait in total, for the whole set of Deployments.
     type: int
     default: 300
+  pod_check_interval:
+    description:
+      - Seconds between two looks at the Pending Pods of a Deployment that is
+        not rolled out, for a Pod that cannot pull its image.
+      - C(0) never looks (the wait then ends only at the timeout or the
+        progress deadline).
+    type: int
+    default: 5
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:
@@ -126,7 +140,8 @@ deployments:
 pending:
   description:
     - Deployments not rolled out, each with what it waits for, its conditions and,
-      on timeout, its recent Events (warnings first, newest first). Empty on success.
+      on timeout or a Pod that cannot pull its image, its recent Events (warnings
+      first, newest first) and why its Pods are not ready. Empty on success.
   returned: always
   type: list
   elements: dict
@@ -142,6 +157,9 @@ pending:
           message: Scaled up replica set dask-worker-7d9c to 3
           count: 1
           last_seen: "2026-11-26T14:07:00Z"
+      pods:
+        - "pod dask-worker-7d9c-x2bq container dask-worker: ImagePullBackOff: Back-off pulling
+          image \"ghcr.io/dask/dask:2099.1.0\""
 elapsed:
   description: Seconds the module spent, including the initial list.
   returned: always
@@ -164,11 +182,16 @@ import time
 from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
     K8sModule,
     NamespacedResource,
+    describe_api_error,
     dynamic_client,
 )
 from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import (
+    CONNECT_TIMEOUT,
+    STREAM_ERRORS,
     WAIT_ARGUMENT_RULES,
+    ApiException,
     ListWatchWaiter,
+    WaitFailure,
     check_wait_params,
     format_events,
     recent_events,
@@ -180,6 +203,11 @@ from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import (
 DONE = "done"
 WAITING = "waiting"
 FAILED = "failed"
+# Waiting reasons of a container that will not start on its own: its image
+# cannot be pulled (the kubelet keeps retrying, but a tag that does not exist
+# never appears by itself).
+IMAGE_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+PODS_LISTED = 20  # Pods read per Deployment: enough to name the reason
 
 
 def desired_replicas(deployment):
@@ -211,6 +239,43 @@ def rollout_state(deployment):
     return DONE, "rolled out"
 
 
+def selector_of(deployment):
+    """The Deployment's Pod selector as a label selector string."""
+    labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def pod_reasons(pod, only=None):
+    """Why a Pod's containers are not running (waiting reasons, restarts, last exit).
+
+    only: keep the containers waiting for one of these reasons.
+    """
+    status = pod.get("status") or {}
+    name = (pod.get("metadata") or {}).get("name")
+    reasons = []
+    for container in (status.get("initContainerStatuses") or []) + (
+        status.get("containerStatuses") or []
+    ):
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if not reason or (only and reason not in only):
+            continue
+        text = f"pod {name} container {container.get('name')}: {reason}"
+        if waiting.get("message"):
+            text += f": {waiting['message']}"
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        if last:
+            text += f" (last exit code {last.get('exitCode')}"
+            text += f", {last['reason']})" if last.get("reason") else ")"
+        reasons.append(text)
+    if not reasons and not only and status.get("phase") == "Pending":
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                message = condition.get("message") or ""
+                reasons.append(f"pod {name}: {condition.get('reason')}: {message}".strip())
+    return reasons
+
+
 def describe_conditions(deployment):
     return [
         f"{c.get('type')}={c.get('status')} {c.get('reason') or ''}: {c.get('message') or ''}"
@@ -224,8 +289,65 @@ class RolloutWaiter(ListWatchWaiter):
     kind = "Deployment"
     plural = "deployments"
 
-    def __init__(self, deployments, events, params, check_mode=False, clock=time.monotonic):
+    # PLR0913: the base waiter's five arguments, plus the Pods this one also reads.
+    def __init__(  # noqa: PLR0913
+        self, deployments, events, params, check_mode=False, clock=time.monotonic, *, pods=None
+    ):
         super().__init__(deployments, events, params, check_mode, clock)
+        self.pods = pods
+        self.pod_check_interval = params.get("pod_check_interval") or 0
+        self.pod_failures = {}  # Deployment name -> why its Pods cannot start
+
+    # -- the Pods of a Deployment that is not rolled out -------------------------------
+    def checks_pods(self):
+        return bool(self.pods) and self.pod_check_interval > 0
+
+    def round_seconds(self, remaining):
+        """Watch at most pod_check_interval seconds at a time while Pods are checked."""
+        return min(remaining, self.pod_check_interval) if self.checks_pods() else remaining
+
+    def list_pods(self, name, **params):
+        """(Pods of the Deployment, or [] and why they could not be listed)."""
+        selector = selector_of(self.objects[name])
+        if not selector:
+            return [], ""
+        try:
+            listing = self.pods.list(
+                self.namespace,
+                label_selector=selector,
+                limit=PODS_LISTED,
+                _request_timeout=(CONNECT_TIMEOUT, CONNECT_TIMEOUT),
+                **params,
+            )
+        except (ApiException, *STREAM_ERRORS) as exc:
+            return [], f"could not list its Pods: {describe_api_error(exc)}"
+        return listing.get("items") or [], ""
+
+    def after_round(self):
+        """Fail at once on a Deployment whose Pending Pods cannot get their image."""
+        if not self.checks_pods():
+            return
+        for name in self.wanted():
+            if name not in self.objects or self.ready(name):
+                continue
+            pods, _ = self.list_pods(name, field_selector="status.phase=Pending")
+            reasons = [reason for pod in pods for reason in pod_reasons(pod, only=IMAGE_FAILURES)]
+            if reasons:
+                self.pod_failures[name] = "; ".join(reasons)
+        if self.pod_failures:
+            self.timed_out_pending = self.pending(with_events=True)
+            failures = "; ".join(
+                f"Deployment {name!r} in namespace {self.namespace} cannot start its Pods: {why}"
+                for name, why in self.pod_failures.items()
+            )
+            raise WaitFailure(f"{failures}. Check the image name and tag of those Pods.")
+
+    def pods_not_ready(self, name):
+        """Why the Pods of a Deployment are not ready, for the timeout message."""
+        if not self.pods or name not in self.objects:
+            return []
+        pods, error = self.list_pods(name)
+        return [error] if error else [reason for pod in pods for reason in pod_reasons(pod)]
 
     # -- which Deployments count ------------------------------------------------------
     def wanted(self):
@@ -271,13 +393,14 @@ class RolloutWaiter(ListWatchWaiter):
             pending.append(
                 {
                     "name": name,
-                    "reason": problems.get(name, reason),
+                    "reason": problems.get(name, self.pod_failures.get(name, reason)),
                     "conditions": describe_conditions(deployment),
                     "events": (
                         recent_events(self.events, self.namespace, "Deployment", name)
                         if with_events and exists
                         else []
                     ),
+                    "pods": self.pods_not_ready(name) if with_events and exists else [],
                 }
             )
         return pending
@@ -286,7 +409,8 @@ class RolloutWaiter(ListWatchWaiter):
         self.timed_out_pending = self.pending(with_events=True)
         parts = [
             f"{item['name']} ({item['reason']}; conditions: "
-            f"{' | '.join(item['conditions']) or 'none'}; events: {format_events(item['events'])})"
+            f"{' | '.join(item['conditions']) or 'none'}; events: {format_events(item['events'])}"
+            f"{'; pods: ' + ' | '.join(item['pods']) if item['pods'] else ''})"
             for item in self.timed_out_pending
         ]
         message = (
@@ -319,7 +443,9 @@ class RolloutWaiter(ListWatchWaiter):
 
 
 def argument_spec():
-    return wait_argument_spec()
+    spec = wait_argument_spec()
+    spec["pod_check_interval"] = {"type": "int", "default": 5}
+    return spec
 
 
 def main():
@@ -328,7 +454,8 @@ def main():
     client = dynamic_client(module)
     deployments = NamespacedResource(client, "apps/v1", "deployments")
     events = NamespacedResource(client, "v1", "events")
-    waiter = RolloutWaiter(deployments, events, module.params, module.check_mode)
+    pods = NamespacedResource(client, "v1", "pods")
+    waiter = RolloutWaiter(deployments, events, module.params, module.check_mode, pods=pods)
     run_wait(module, waiter)
 
 

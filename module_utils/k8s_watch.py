@@ -6,7 +6,9 @@ A wait here costs one LIST and then one WATCH request (more only when the
 stream drops, ends, or the API server answers 410 Gone), however long it lasts
 and however many objects change meanwhile, so its API calls do not grow with
 the size of the rollout. The modules say what they wait for by subclassing
-ListWatchWaiter; kubernetes.watch.Watch reads the streams.
+ListWatchWaiter; kubernetes.watch.Watch reads the streams. A subclass may cut
+the watch into rounds and look at something else between them (round_seconds,
+after_round): wait_for_rollout reads a stuck Deployment's Pending Pods so.
 """
 
 from __future__ import annotations
@@ -286,9 +288,21 @@ class ListWatchWaiter:
         self.events_seen += 1
         self.on_event(kind, obj)
 
+    def round_seconds(self, remaining):
+        """How long the next watch request may last (a subclass may cut it short)."""
+        return remaining
+
+    def after_round(self):
+        """Called after each watch request that left the wait undone (a subclass hook)."""
+
     def _watch_once(self):
-        """One watch request from the last resourceVersion, until done or it ends."""
-        remaining = max(self._remaining(), 0.05)
+        """One watch request from the last resourceVersion, until done or it ends.
+
+        Returns whether the request lasted as long as it was asked to (the server
+        ended it at its timeout), as opposed to ending or dropping early.
+        """
+        remaining = max(self.round_seconds(self._remaining()), 0.05)
+        started = self.clock()
         stream = watch.Watch().stream(
             self.resources.list,
             self.namespace,
@@ -304,9 +318,10 @@ class ListWatchWaiter:
             for event in stream:
                 self.apply(event)
                 if self.done() or self._remaining() <= 0:
-                    return
+                    return True
         finally:
             stream.close()
+        return self.clock() - started >= remaining
 
     def wait(self):
         """List, then watch until done(); raises WaitFailure on error or timeout."""
@@ -318,8 +333,9 @@ class ListWatchWaiter:
             if self._remaining() <= 0:
                 raise WaitFailure(self.timeout_message())
             events_before = self.events_seen
+            full_round = False
             try:
-                self._watch_once()
+                full_round = self._watch_once()
             except ApiException as exc:
                 if exc.status != HTTPStatus.GONE:
                     raise WaitFailure(
@@ -334,7 +350,9 @@ class ListWatchWaiter:
                     self.last_stream_error = f"{type(exc).__name__}: {exc}"
             if self.done():
                 return
-            quiet_rounds = 0 if self.events_seen > events_before else quiet_rounds + 1
+            self.after_round()
+            news = self.events_seen > events_before or full_round
+            quiet_rounds = 0 if news else quiet_rounds + 1
             # Reconnect at once after a drop; back off only when watches keep ending
             # without news (API server down or restarting), never past the deadline.
             if quiet_rounds > 1:

@@ -48,6 +48,7 @@ SETTINGS = (
     "dask_chart_allowed_source_ranges",
     "dask_chart_endpoints_file",
     "dask_chart_jupyter_password_file",
+    "dask_chart_ready_timeout",
 )
 
 

@@ -1,4 +1,5 @@
-"""Bad variable sets: each run fails before any GKE call, naming the variable at fault."""
+"""Bad variable sets of the cluster, Helm and teardown roles: each run fails before any GKE
+call, naming the variable at fault (the chart's own bad inputs: test_chart_input.py)."""
 
 from __future__ import annotations
 
@@ -54,66 +55,6 @@ BAD_INPUTS = [
         {"gke_cluster_operation_timeout": 0},
         "gke_cluster_operation_timeout",
         id="operation-timeout-zero",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_release": "Dask!"},
-        "dask_chart_release",
-        id="release-name-invalid",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_namespace": "Bad_Namespace"},
-        "dask_chart_namespace",
-        id="namespace-invalid",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_extra_pip_packages": "s3fs xarray"},
-        "dask_chart_extra_pip_packages",
-        id="pip-packages-a-string",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_extra_pip_packages": ["s3fs; curl x | sh"]},
-        "dask_chart_extra_pip_packages",
-        id="pip-package-with-shell",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_values": ["not", "a", "mapping"]},
-        "dask_chart_values",
-        id="values-not-a-mapping",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_allowed_source_ranges": ["10.0.0.0/33"]},
-        "dask_chart_allowed_source_ranges",
-        id="source-range-invalid",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_allowed_source_ranges": ["0.0.0.0/0"]},
-        "dask_chart_allowed_source_ranges",
-        id="whole-internet-without-opt-in",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_jupyter_password": "dask"},
-        "dask_chart_jupyter_password",
-        id="tutorial-password",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_jupyter_password": "short"},
-        "dask_chart_jupyter_password",
-        id="password-too-short",
-    ),
-    pytest.param(
-        "deploy.yml",
-        {"dask_chart_version": "latest"},
-        "dask_chart_version",
-        id="chart-version-unpinned",
     ),
     pytest.param(
         "deploy.yml", {"helm_tiller_helm_major": 2}, "helm_tiller_helm_major", id="helm-major-2"

@@ -5,7 +5,7 @@ list calls return scripted lists, watch calls return a scripted HTTP stream that
 the real kubernetes.watch.Watch reads (line splitting, ERROR events, 410). A
 watch whose script runs out behaves like the API server: it holds the stream
 until `timeout_seconds` pass (on the fake clock), then ends it. Its `events_api`
-stands in for the NamespacedResource of v1 events.
+and `pods_api` stand in for the NamespacedResources of v1 events and pods.
 """
 
 from __future__ import annotations
@@ -102,15 +102,17 @@ HOLD = []  # a watch with no events that the server ends at timeout_seconds
 
 
 class FakeListApi:
-    """Scripted lists and watches for one resource in one namespace, plus its Events."""
+    """Scripted lists and watches for one resource in one namespace, plus its Events
+    and Pods."""
 
-    def __init__(self, clock, lists, watches=(), events=(), namespace="dask"):
+    def __init__(self, clock, lists, watches=(), events=(), *, pods=(), namespace="dask"):
         self.clock = clock
         self.lists = list(lists)
         self.watches = list(watches)
         self.namespace = namespace
         self.calls = []
         self.events_api = FakeEvents(events, self.calls)
+        self.pods_api = FakePods(pods, self.calls)
 
     def list(self, namespace, **kwargs):
         assert namespace == self.namespace
@@ -137,13 +139,39 @@ class FakeEvents:
         return {"items": [e for e in self.events if e["involvedObject"]["name"] == name]}
 
 
+class FakePods:
+    """The Pods, filtered by label selector and status.phase as the API server does.
+
+    pods: a list of Pods, or a callable returning the list at the time of the call.
+    """
+
+    def __init__(self, pods, calls):
+        self.pods = pods
+        self.calls = calls
+
+    def list(self, namespace, label_selector, field_selector=None, **kwargs):
+        self.calls.append(
+            ("pods", {"label_selector": label_selector, "field_selector": field_selector})
+        )
+        wanted = dict(pair.split("=", 1) for pair in label_selector.split(","))
+        phase = field_selector.split("status.phase=")[1] if field_selector else None
+        pods = self.pods() if callable(self.pods) else self.pods
+        items = [
+            pod
+            for pod in pods
+            if wanted.items() <= (pod["metadata"].get("labels") or {}).items()
+            and (phase is None or pod["status"].get("phase") == phase)
+        ]
+        return {"items": items[: kwargs.get("limit") or None]}
+
+
 def install_fake_cluster(monkeypatch, module, resource, fake):
     """Make module.main() reach `fake` (group_version, plural = resource) and its Events.
 
     Replaces kubernetes.core's client set-up and k8s_client.NamespacedResource in
-    the module under test.
+    the module under test; the module's Pods are `fake.pods_api`.
     """
-    by_path = {resource: fake, ("v1", "events"): fake.events_api}
+    by_path = {resource: fake, ("v1", "events"): fake.events_api, ("v1", "pods"): fake.pods_api}
     monkeypatch.setattr(module, "dynamic_client", lambda _module: "dynamic-client")
     monkeypatch.setattr(
         module,

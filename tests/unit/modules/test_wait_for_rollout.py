@@ -8,6 +8,7 @@ from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import Wai
 from ansible_collections.dask_gke.core.plugins.modules import wait_for_rollout
 from fake_watch import (
     GONE,
+    HOLD,
     Advance,
     FakeClock,
     FakeListApi,
@@ -56,6 +57,28 @@ def deployment(
     }
 
 
+def with_selector(obj, **labels):
+    """The Deployment with spec.selector.matchLabels (its Pods' labels)."""
+    obj["spec"]["selector"] = {"matchLabels": labels or {"app": "dask", "component": "worker"}}
+    return obj
+
+
+def pod(name, phase="Pending", waiting=None, message="", last_exit=None, **labels):
+    """A Pod of the worker Deployment; waiting: its container's waiting reason."""
+    container = {"name": "dask-worker", "state": {"running": {}}}
+    if waiting:
+        container["state"] = {"waiting": {"reason": waiting, "message": message}}
+    if last_exit is not None:
+        container["lastState"] = {"terminated": {"exitCode": last_exit, "reason": "Error"}}
+    return {
+        "metadata": {"name": name, "labels": labels or {"app": "dask", "component": "worker"}},
+        "status": {"phase": phase, "containerStatuses": [container]},
+    }
+
+
+PULL_FAILURE = 'Back-off pulling image "ghcr.io/dask/dask:2099.1.0"'
+
+
 def deployment_list(rv, *items):
     return {
         "apiVersion": "apps/v1",
@@ -78,13 +101,19 @@ FakeApps = FakeListApi  # the Deployments, and apps.events_api their Events
 
 def params(**overrides):
     base = {"namespace": NS, "names": list(NAMES), "label_selector": None, "timeout": 60}
+    base["pod_check_interval"] = 5
     base.update(overrides)
     return base
 
 
 def waiter_for(apps, check_mode=False, **overrides):
     return wait_for_rollout.RolloutWaiter(
-        apps, apps.events_api, params(**overrides), check_mode=check_mode, clock=apps.clock
+        apps,
+        apps.events_api,
+        params(**overrides),
+        check_mode=check_mode,
+        clock=apps.clock,
+        pods=apps.pods_api,
     )
 
 
@@ -389,3 +418,126 @@ def test_module_argument_errors(run_module, fake_cluster, args, message):
     assert outcome == "fail"
     assert message in result["msg"]
     assert apps.calls == []
+
+
+# -- the Pods of a Deployment that is not rolled out --------------------------------
+
+
+def stuck_worker_apps(clock, pods, watches=()):
+    """A rolled-out scheduler and a worker Deployment none of whose replicas is available."""
+    return FakeApps(
+        clock,
+        [
+            deployment_list(
+                100,
+                deployment("dask-scheduler", 90, replicas=1),
+                with_selector(deployment("dask-worker", 91, available=0)),
+            )
+        ],
+        watches=list(watches),
+        pods=pods,
+    )
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"])
+def test_a_pod_that_cannot_pull_its_image_fails_the_wait_at_the_next_look(reason):
+    clock = FakeClock()
+    apps = stuck_worker_apps(clock, [pod("dask-worker-1", waiting=reason, message=PULL_FAILURE)])
+    with pytest.raises(WaitFailure) as failure:
+        waiter_for(apps, timeout=600).wait()
+    message = str(failure.value)
+    assert (
+        f"Deployment 'dask-worker' in namespace dask cannot start its Pods: pod dask-worker-1 "
+        f"container dask-worker: {reason}: {PULL_FAILURE}"
+    ) in message
+    assert "Check the image name and tag" in message
+    assert clock() == pytest.approx(1005.0), "it waited past the first look at the Pods"
+    looks = [kwargs for kind, kwargs in apps.calls if kind == "pods"]
+    assert looks[0] == {
+        "label_selector": "app=dask,component=worker",
+        "field_selector": "status.phase=Pending",
+    }
+
+
+def test_pods_that_are_only_starting_do_not_fail_the_wait():
+    clock = FakeClock()
+    starting = [pod("dask-worker-1", waiting="ContainerCreating"), pod("dask-worker-2")]
+    apps = stuck_worker_apps(
+        clock,
+        starting,
+        watches=[HOLD, HOLD, [event("MODIFIED", with_selector(deployment("dask-worker", 120)))]],
+    )
+    waiter = waiter_for(apps, timeout=600)
+    waiter.wait()
+    assert sorted(waiter.result()["deployments"]) == NAMES
+    assert [kind for kind, _ in apps.calls].count("pods") == 2, "one look after each quiet watch"
+    assert clock() == pytest.approx(1010.0)
+
+
+def test_the_watch_is_cut_to_the_pod_check_interval_only_while_pods_are_checked():
+    apps = stuck_worker_apps(FakeClock(), [], watches=[HOLD])
+    with pytest.raises(WaitFailure):
+        waiter_for(apps, timeout=8).wait()
+    assert [w["timeout_seconds"] for w in apps.watch_calls()] == [5, 3]
+    unchecked = stuck_worker_apps(FakeClock(), [pod("dask-worker-1", waiting="ErrImagePull")])
+    with pytest.raises(WaitFailure, match="Timed out after 8s"):
+        waiter_for(unchecked, timeout=8, pod_check_interval=0).wait()
+    assert [w["timeout_seconds"] for w in unchecked.watch_calls()] == [8]
+    # No look while waiting; the timeout report reads the Pods once, whatever their phase.
+    looks = [kwargs for kind, kwargs in unchecked.calls if kind == "pods"]
+    assert looks == [{"label_selector": "app=dask,component=worker", "field_selector": None}]
+
+
+def test_the_timeout_says_why_the_pods_are_not_ready():
+    crashing = pod(
+        "dask-worker-1",
+        phase="Running",
+        waiting="CrashLoopBackOff",
+        message="back-off 40s restarting failed container",
+        last_exit=127,
+    )
+    apps = stuck_worker_apps(FakeClock(), [crashing])
+    waiter = waiter_for(apps, timeout=12)
+    with pytest.raises(WaitFailure) as failure:
+        waiter.wait()
+    expected = (
+        "pods: pod dask-worker-1 container dask-worker: CrashLoopBackOff: back-off 40s "
+        "restarting failed container (last exit code 127, Error)"
+    )
+    assert expected in str(failure.value)
+    assert waiter.timed_out_pending[0]["pods"] == [expected.removeprefix("pods: ")]
+
+
+def test_an_unschedulable_pod_is_named_at_the_timeout():
+    unschedulable = pod("dask-worker-1")
+    unschedulable["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/5 nodes are available: 5 node(s) didn't match selector.",
+            }
+        ],
+    }
+    apps = stuck_worker_apps(FakeClock(), [unschedulable])
+    with pytest.raises(WaitFailure) as failure:
+        waiter_for(apps, timeout=6).wait()
+    assert "pod dask-worker-1: Unschedulable: 0/5 nodes are available" in str(failure.value)
+
+
+def test_rolled_out_deployments_never_list_pods():
+    apps = FakeApps(
+        FakeClock(),
+        [
+            deployment_list(
+                100,
+                with_selector(deployment("dask-scheduler", 90)),
+                with_selector(deployment("dask-worker", 91)),
+            )
+        ],
+        pods=[pod("dask-worker-1", waiting="ErrImagePull")],
+    )
+    waiter_for(apps).wait()
+    assert [kind for kind, _ in apps.calls] == ["list"]

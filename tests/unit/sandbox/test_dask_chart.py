@@ -5,44 +5,23 @@ env propagation and the Jupyter password config (dask/helm-chart#512).
 """
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.unit.sandbox.tools import bin_dir
+from tests.unit.sandbox.tools import helm_binary_params, helm_env
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART = REPO_ROOT / "sandbox" / "charts" / "dask"
-PASSWORD_WORKAROUND = "--config /usr/local/etc/jupyter/jupyter_notebook_config.py"
 
 
-def _helm_binaries() -> list:
-    params = []
-    for name in ("helm", "helm3"):
-        path = bin_dir() / name
-        marks = (
-            []
-            if os.access(path, os.X_OK)
-            else [pytest.mark.skip(reason=f"{path} is not built (run sandbox/tools/build.sh)")]
-        )
-        params.append(pytest.param(path, id=name, marks=marks))
-    return params
-
-
-@pytest.fixture(params=_helm_binaries())
+@pytest.fixture(params=helm_binary_params())
 def render(request, tmp_path):
     """render(release, values) -> {(kind, name): manifest} from `helm template`."""
     helm = request.param
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "HELM_CONFIG_HOME": str(tmp_path / "config"),
-        "HELM_CACHE_HOME": str(tmp_path / "cache"),
-        "HELM_DATA_HOME": str(tmp_path / "data"),
-    }
+    env = helm_env(tmp_path)
 
     def _render(release: str = "dask", values: dict | None = None) -> dict:
         values_file = tmp_path / "values.json"
@@ -220,20 +199,6 @@ def test_password_goes_where_upstream_puts_it(render):
     assert volume["configMap"]["name"] == "dask-jupyter-config"
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
     assert mount["mountPath"] == "/usr/local/etc/jupyter"
-
-
-def test_password_workaround_names_the_rendered_file(render):
-    # The #512 workaround loads the config file explicitly; it only works if the
-    # file it names is the one the chart mounts.
-    manifests = render(
-        "dask", {"jupyter": {"env": [{"name": "JUPYTERLAB_ARGS", "value": PASSWORD_WORKAROUND}]}}
-    )
-    container = _container(manifests, "dask-jupyter")
-    config_path = Path(PASSWORD_WORKAROUND.split()[1])
-    mount = next(m for m in container["volumeMounts"] if m["name"] == "config-volume")
-    assert str(config_path.parent) == mount["mountPath"]
-    assert config_path.name in manifests[("ConfigMap", "dask-jupyter-config")]["data"]
-    assert _env(container)["JUPYTERLAB_ARGS"] == PASSWORD_WORKAROUND
 
 
 def test_jupyter_extra_config_is_appended(render):
