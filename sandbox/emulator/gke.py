@@ -325,7 +325,7 @@ class GkeService:
             return {
                 "clusters": [self._cluster_json(c) for c in self._clusters.values()],
                 "operations": [dict(o.resource) for o in self._operations.values()],
-                "forwardingRules": [dict(r) for r in self._leaked_forwarding_rules],
+                "leakedForwardingRules": [dict(r) for r in self._leaked_forwarding_rules],
             }
 
     def leaked_forwarding_rules(self, project: str, region: str) -> list[dict]:

@@ -173,6 +173,10 @@ def judge(message: str, status: int | None = None) -> Verdict:
         return Verdict("retry", "FAILED_PRECONDITION")
     if status is None and TRANSPORT_ERRORS.search(message):
         return Verdict("retry", "no answer (transport error)")
+    # An API that answers JSON answered something else: Google's front end (or a
+    # proxy) with an HTML error page. The _info modules keep only the parse error.
+    if status is None and "Invalid JSON response" in message:
+        return Verdict("retry", "a non-JSON answer (a front end's error page)")
     return Verdict("fail", f"HTTP {status}" if status else "error")
 
 
@@ -209,6 +213,20 @@ def operations_of_call(operations: list[dict], target: str, types, since: str) -
             and op.get("startTime", "") >= since
         ),
         key=lambda op: op.get("startTime", ""),
+    )
+
+
+def disabled_service_hint(message: str, project: str) -> str:
+    """The fix for a SERVICE_DISABLED answer, or "" for any other failure."""
+    if "SERVICE_DISABLED" not in message and "has not been used in project" not in message:
+        return ""
+    found = re.search(r"apis/api/([a-z0-9.-]+\.googleapis\.com)", message) or re.search(
+        r"['\"]service['\"]: ['\"]([a-z0-9.-]+\.googleapis\.com)", message
+    )
+    service = found.group(1) if found else "SERVICE.googleapis.com"
+    return (
+        f" The {service} API is not enabled in project {project}; nothing was created. "
+        f"Enable it with: gcloud services enable {service} --project {project}"
     )
 
 
@@ -464,6 +482,10 @@ class ActionModule(ActionBase):
         outcome, attempts = self._retrying(attempt, self._task.get_name())
         outcome = {k: v for k, v in outcome.items() if k != "invocation"}
         outcome["attempts"] = attempts
+        if outcome.get("failed"):
+            outcome["msg"] = str(outcome.get("msg", "")) + disabled_service_hint(
+                str(outcome.get("msg", "")), self._google.project
+            )
         if writes:
             self._check_operations(outcome, module, full_args, writes, since)
         return outcome
@@ -600,7 +622,9 @@ class ActionModule(ActionBase):
             if outcome.get("status") is None or (
                 outcome["status"] >= 300 and outcome["status"] not in allowed
             ):
-                return {"failed": True, "msg": outcome.get("msg", ""), "responses": responses}
+                message = outcome.get("msg", "")
+                message += disabled_service_hint(message, self._google.project)
+                return {"failed": True, "msg": message, "responses": responses}
             responses[name] = {"status": outcome["status"], "json": outcome["json"]}
         return {"changed": False, "responses": responses}
 

@@ -43,6 +43,12 @@ def test_googles_html_502_page_is_retried():
     assert api.judge(text) == api.Verdict("retry", "HTTP 502")
 
 
+def test_a_non_json_answer_is_retried_even_without_its_status():
+    # What the _info modules say about Google's HTML 502 page.
+    text = "Invalid JSON response with error: Expecting value: line 1 column 1 (char 0)"
+    assert api.judge(text).kind == "retry"
+
+
 def test_a_named_blocking_operation_is_waited_for():
     message = "Cluster is running incompatible operation operation-1796-ab12cd."
     verdict = api.judge(module_error(400, "FAILED_PRECONDITION", message))
@@ -232,3 +238,15 @@ def test_an_expired_given_token_fails_with_the_fix():
     assert "gke_cluster_access_token is no longer valid" in result["msg"]
     assert "gcloud auth print-access-token" in result["msg"]
     module._token_lifetime.assert_called_once_with("ya29.given")
+
+
+def test_a_disabled_api_gets_the_command_that_enables_it():
+    message = module_error(
+        403,
+        "PERMISSION_DENIED",
+        "Kubernetes Engine API has not been used in project 123 before or it is disabled. Enable it"
+        " by visiting https://console.developers.google.com/apis/api/container.googleapis.com/overview",
+    )
+    hint = api.disabled_service_hint(message, "my-project")
+    assert "gcloud services enable container.googleapis.com --project my-project" in hint
+    assert api.disabled_service_hint(module_error(404, "NOT_FOUND"), "my-project") == ""

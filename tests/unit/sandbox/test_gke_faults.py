@@ -213,7 +213,7 @@ def test_deleting_a_cluster_with_load_balancers_leaks_their_forwarding_rules(san
         {"namespace": "dask", "name": "dask-scheduler", "ip": "127.0.9.1"}
     ]
     sandbox.wait_done(sandbox.call("DELETE", ZONE, "/clusters/dask").json(), ZONE)
-    [rule] = sandbox.plain.get(f"{sandbox.admin}/state", timeout=5).json()["forwardingRules"]
+    [rule] = sandbox.plain.get(f"{sandbox.admin}/state", timeout=5).json()["leakedForwardingRules"]
     assert rule["IPAddress"] == "127.0.9.1"
     assert json.loads(rule["description"]) == {"kubernetes.io/service-name": "dask/dask-scheduler"}
     assert rule["cluster"] == "dask"
