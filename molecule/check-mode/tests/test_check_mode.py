@@ -42,6 +42,34 @@ def test_1_check_mode_on_an_empty_sandbox_reports_the_create_and_writes_nothing(
     assert not kubeconfig.exists()
 
 
+def test_1b_check_mode_leaves_the_callers_play_running(admin):
+    # A runbook that imports the role: its tasks after the role still run in check
+    # mode when the cluster does not exist (no `meta: end_host` ending the play).
+    report = harness.run_play(
+        {
+            "name": "A runbook around gke_cluster",
+            "gather_facts": False,
+            "roles": ["gke_cluster"],
+            "tasks": [
+                {
+                    "name": "After the role",
+                    "ansible.builtin.debug": {"msg": "{{ gke_cluster_status }}"},
+                }
+            ],
+        },
+        label="check-runbook",
+        args=["--check"],
+    )
+    after = [
+        task["hosts"]["localhost"]
+        for play in report["plays"]
+        for task in play["tasks"]
+        if task["task"]["name"] == "After the role"
+    ]
+    assert [result.get("msg") for result in after] == ["ABSENT"], report["stats"]
+    assert admin.clusters() == []
+
+
 def test_2_converge_creates_the_cluster_and_its_pool(admin, cluster_name, settings, record):
     run, calls = step(admin, "converge", tags="cluster")
     assert run.recap().get("changed", 0) >= 1, run.describe()

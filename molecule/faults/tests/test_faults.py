@@ -175,42 +175,38 @@ def test_the_bootstrap_pool_is_gone_after_its_delete_is_retried(admin, faults, s
     assert pools == [settings["gke_cluster_node_pool_name"]], pools
 
 
+def missing(project: dict, fix: str, name: str, **extra_vars) -> pytest.param:
+    """A project fault, the deploy's extra variables, and the fix its failure must name."""
+    return pytest.param(project, extra_vars, fix, id=name)
+
+
 PREREQUISITES = [
-    pytest.param(
+    missing(
         {"disabled_services": ["container.googleapis.com"]},
-        {},
         "gcloud services enable container.googleapis.com --project dask-gke-sandbox",
-        id="kubernetes-engine-api-disabled",
+        "kubernetes-engine-api-disabled",
     ),
-    pytest.param(
+    missing(
         {"disabled_services": ["compute.googleapis.com"]},
-        {},
         "gcloud services enable compute.googleapis.com --project dask-gke-sandbox",
-        id="compute-api-disabled",
+        "compute-api-disabled",
     ),
-    pytest.param(
+    missing(
         {"quota_limits": {"CPUS": 4}},
-        {},
         "Quota CPUS in region us-central1 of project dask-gke-sandbox: the node pool needs 5",
-        id="regional-cpu-quota",
+        "regional-cpu-quota",
     ),
-    pytest.param(
-        {"deny_act_as": True},
-        {},
-        "--role=roles/iam.serviceAccountUser",
-        id="no-access-to-the-node-service-account",
-    ),
-    pytest.param(
+    missing({"deny_act_as": True}, "--role=roles/iam.serviceAccountUser", "no-act-as"),
+    missing(
         {"unavailable_machine_types": ["n1-standard-2"]},
-        {"gke_cluster_machine_type": "n1-standard-2"},
         "gke_cluster_machine_type=n1-standard-2 is not offered in zone(s) us-central1-a",
-        id="machine-type-not-in-the-zone",
+        "machine-type-not-in-the-zone",
+        gke_cluster_machine_type="n1-standard-2",
     ),
-    pytest.param(
+    missing(
         {"missing_networks": ["default"]},
-        {},
         "gcloud compute networks create default --subnet-mode=auto",
-        id="network-missing",
+        "network-missing",
     ),
 ]
 

@@ -166,7 +166,8 @@ def test_the_retry_loop_backs_off_then_succeeds():
 
 def test_the_retry_loop_gives_up_at_its_bound_naming_the_variable():
     module = action({"delay": 50, "max_delay": 60, "timeout": 10})
-    with mock.patch.object(api.time, "sleep"):
+    unbounded = AssertionError("the loop slept again: no total bound")
+    with mock.patch.object(api.time, "sleep", side_effect=[None, unbounded]):
         outcome, attempts = module._retrying(
             lambda: ({"failed": True, "msg": "x"}, api.Verdict("retry", "HTTP 429")), "list"
         )
