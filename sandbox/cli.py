@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 from sandbox.emulator.ca import ensure_ca
+from sandbox.emulator.daemon import SANDBOX_PROJECT, SERVICE_ACCOUNT_FILE
+from sandbox.emulator.server import HOSTS
+from sandbox.emulator.tokens import make_service_account_key
 from sandbox.node.commands import NodeError
 from sandbox.node.processes import alive, read_pid, stop_pid
 from sandbox.pypi import host_port
@@ -29,7 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "sandbox" / "tools" / "build.sh"
 CHART_SOURCES = REPO_ROOT / "sandbox" / "charts"
 DEFAULT_PORT_BASE = 18080
-PROJECT = "dask-gke-sandbox"
+PROJECT = SANDBOX_PROJECT
+# The automation's identity: a JSON key the emulator's token endpoint accepts.
+SERVICE_ACCOUNT = "dask-gke-automation"
 HEALTH_TIMEOUT = 30.0  # seconds for a started daemon to answer /healthz
 SHUTDOWN_TIMEOUT = 600.0  # seconds for the daemon to delete every cluster
 EXIT_DOWN = 3
@@ -151,6 +156,7 @@ def environment(sandbox: Path, bin_dir: Path, token: str) -> dict[str, str]:
         "REQUESTS_CA_BUNDLE": str(sandbox / "ca" / "ca.pem"),
         "GCP_AUTH_KIND": "accesstoken",
         "GCP_ACCESS_TOKEN": token,
+        "GCP_SERVICE_ACCOUNT_FILE": str(sandbox / SERVICE_ACCOUNT_FILE),
         "GCP_PROJECT": PROJECT,
         "SANDBOX_ADMIN_URL": f"http://127.0.0.1:{base + 1}",
         "SANDBOX_CHART_REPO_URL": f"http://127.0.0.1:{base + 2}",
@@ -168,6 +174,15 @@ def write_environment(sandbox: Path, env: dict[str, str]) -> None:
     # Both files hold the access token: owner-only.
     write_private(sandbox / "env", "\n".join(lines) + "\n")
     write_private(sandbox / "env.json", json.dumps(env, indent=2) + "\n")
+
+
+def ensure_service_account(sandbox: Path) -> Path:
+    """The service-account JSON key of the sandbox (0600), made once."""
+    path = sandbox / SERVICE_ACCOUNT_FILE
+    if not path.exists():
+        key = make_service_account_key(PROJECT, SERVICE_ACCOUNT)
+        write_private(path, json.dumps(key, indent=2) + "\n")
+    return path
 
 
 def ensure_token(sandbox: Path) -> str:
@@ -251,7 +266,8 @@ def cmd_up(args) -> int:
         (sandbox / sub).mkdir(parents=True, exist_ok=True)
     bin_dir = tools_bin_dir(build=args.backend == "kwok")
     token = ensure_token(sandbox)
-    ensure_ca(sandbox)
+    ensure_service_account(sandbox)
+    ensure_ca(sandbox, HOSTS)
     env = environment(sandbox, bin_dir, token)
     package_charts(sandbox, bin_dir, env["SANDBOX_CHART_REPO_URL"])
     if args.backend == "kwok":
@@ -282,9 +298,7 @@ def delete_clusters_directly(sandbox: Path) -> None:
     # Imported here: it loads the kubernetes client (about 1 s), which only `down` needs.
     from sandbox.emulator.kwok_backend import KwokBackend  # noqa: PLC0415
 
-    token_file = sandbox / "token"
-    token = token_file.read_text().strip() if token_file.exists() else ""
-    backend = KwokBackend(sandbox, tools_bin_dir(build=False), [token] if token else [])
+    backend = KwokBackend(sandbox, tools_bin_dir(build=False), token_webhook=None)
     for cluster_id in backend.list_clusters():
         info(f"deleting cluster {cluster_id}")
         backend.delete_cluster(cluster_id)

@@ -1,9 +1,11 @@
 """Admin HTTP API of the sandbox (SANDBOX_ADMIN_URL) and the chart repository server.
 
-Admin calls (docs/contracts.md): GET /healthz, GET /state, GET|DELETE /requests,
-GET|PUT|DELETE /faults, POST /images (build and import a Dask version's images
-into the real nodes), and POST /shutdown, which deletes every backend cluster
-and then stops the daemon (used by `sandbox.cli down`).
+Admin calls (docs/contracts.md): GET /healthz, GET /state, GET|DELETE /requests
+(`?host=` picks another API's calls, `?host=*` every call), GET|PUT|DELETE /faults,
+POST /tokens/expire (ends every access token issued so far, as time would),
+POST /images (build and import a Dask version's images into the real nodes), and
+POST /shutdown, which deletes every backend cluster and then stops the daemon (used
+by `sandbox.cli down`).
 """
 
 import functools
@@ -12,9 +14,10 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from sandbox.emulator.faults import FaultSettingsError
+from sandbox.emulator.server import GKE_HOST
 
 log = logging.getLogger("sandbox.admin")
 
@@ -43,10 +46,12 @@ class LoadBalancerSwitch:
 
 
 class AdminApp:
-    def __init__(self, service, faults, request_log, backend, stop):
-        self.service = service
-        self.faults = faults
-        self.request_log = request_log
+    def __init__(self, api, backend, stop):
+        """`api`: the server.GkeApp whose state this API shows and changes."""
+        self.service = api.service
+        self.faults = api.faults
+        self.request_log = api.request_log
+        self.tokens = api.tokens
         self.backend = backend
         self.load_balancer = LoadBalancerSwitch(backend)
         self.stop = stop  # called (on another thread) after POST /shutdown answered
@@ -81,7 +86,8 @@ class AdminHandler(BaseHTTPRequestHandler):
         elif path == "/state":
             self._send(200, app.state())
         elif path == "/requests":
-            self._send(200, app.request_log.entries())
+            host = parse_qs(urlsplit(self.path).query).get("host", [GKE_HOST])[0]
+            self._send(200, app.request_log.entries(None if host == "*" else host))
         elif path == "/faults":
             self._send(200, app.faults.get())
         else:
@@ -115,6 +121,7 @@ class AdminHandler(BaseHTTPRequestHandler):
             self._send(400, {"error": str(error)})
             return
         app.load_balancer.apply(applied)
+        app.service.start_background_operations()
         self._send(200, applied)
 
     def do_POST(self):
@@ -122,6 +129,10 @@ class AdminHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/images":
             self._post_images(app)
+            return
+        if path == "/tokens/expire":
+            self._body()
+            self._send(200, {"expired": app.tokens.expire_all()})
             return
         if path != "/shutdown":
             self._send(404, {"error": f"unknown admin path {self.path}"})

@@ -22,13 +22,24 @@ from sandbox.emulator.ca import ensure_ca
 from sandbox.emulator.fake_backend import FakeBackend
 from sandbox.emulator.faults import Faults
 from sandbox.emulator.gke import GkeService
+from sandbox.emulator.google_apis import CloudProject
 from sandbox.emulator.proxy import ConnectProxy
-from sandbox.emulator.server import GkeApp, RequestLog, make_gke_server
+from sandbox.emulator.server import (
+    GKE_HOST,
+    HOSTS,
+    TOKEN_REVIEW_PATH,
+    GkeApp,
+    RequestLog,
+    make_gke_server,
+)
+from sandbox.emulator.tokens import TokenService, public_key_of
 
 log = logging.getLogger("sandbox.daemon")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT_BASE = 18080
+SANDBOX_PROJECT = "dask-gke-sandbox"
+SERVICE_ACCOUNT_FILE = "service-account.json"  # in the sandbox directory, 0600
 FALLBACK_K8S_VERSION = "1.36.3"
 SERVE_POLL_SECONDS = 0.05  # how quickly a server notices shutdown()
 
@@ -49,22 +60,44 @@ def write_json_atomically(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def make_backend(kind: str, sandbox_dir: Path, bin_dir: Path | None, token: str, args=None):
-    if kind == "fake":
+def make_backend(args, sandbox_dir: Path, token: str):
+    """The cluster backend the daemon's command line asks for."""
+    if args.backend == "fake":
         return FakeBackend()
     # Imported here: it loads the kubernetes client (about 1 s), which the fake backend
     # (tests) does not need.
     from sandbox.emulator.kwok_backend import KwokBackend  # noqa: PLC0415
 
-    if bin_dir is None:
+    if args.bin_dir is None:
         raise SystemExit("--bin-dir is required with --backend kwok")
-    backend = KwokBackend(sandbox_dir, bin_dir, [token])
-    if args is not None:
-        backend.data_plane.dask_versions = list(args.dask_version or [])
-        backend.data_plane.index_port = args.package_index_port
+    webhook = token_webhook(sandbox_dir, args.port_base, token)
+    backend = KwokBackend(sandbox_dir, args.bin_dir, webhook)
+    backend.data_plane.dask_versions = list(args.dask_version or [])
+    backend.data_plane.index_port = args.package_index_port
     reason = backend.data_plane.real_node_reason
     log.info("real node: %s", f"none ({reason})" if reason else "one per cluster")
     return backend
+
+
+def token_webhook(sandbox_dir: Path, port_base: int, token: str):
+    """How the KWOK clusters' API servers reach the emulator's TokenReview webhook."""
+    from sandbox.emulator.kwok_backend import TokenWebhook  # noqa: PLC0415
+
+    return TokenWebhook(
+        url=f"https://127.0.0.1:{port_base + 3}{TOKEN_REVIEW_PATH}",
+        ca_file=sandbox_dir.resolve() / "ca" / "ca.pem",
+        server_name=GKE_HOST,
+        probe_token=token,
+    )
+
+
+def service_account_keys(sandbox_dir: Path) -> dict[str, str]:
+    """e-mail -> public key of the sandbox's service-account key, if it has one."""
+    path = sandbox_dir / SERVICE_ACCOUNT_FILE
+    if not path.is_file():
+        return {}
+    email, public = public_key_of(json.loads(path.read_text(encoding="utf-8")))
+    return {email: public}
 
 
 class Daemon:
@@ -77,30 +110,27 @@ class Daemon:
         self.faults = Faults()
         self.request_log = RequestLog(sandbox_dir / "requests.jsonl")
         self.request_log.clear()  # the file logs this daemon's calls, as GET /requests does
+        self.tokens = TokenService(token, service_account_keys(sandbox_dir))
         self.service = GkeService(
             backend,
             self.faults,
             kubernetes_version(),
             on_change=lambda: write_json_atomically(state_path, self.service.snapshot()),
         )
+        # What GKE checks in the project on every create; it reads the clusters' usage.
+        self.cloud = CloudProject(SANDBOX_PROJECT, self.faults, self.service.usage)
+        self.service.prerequisites = self.cloud
         write_json_atomically(state_path, self.service.snapshot())
-        paths = ensure_ca(sandbox_dir)
+        paths = ensure_ca(sandbox_dir, HOSTS)
         charts_dir = sandbox_dir / "charts"
         charts_dir.mkdir(parents=True, exist_ok=True)
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        api = GkeApp(self.service, self.cloud, self.faults, self.request_log, self.tokens)
         self.servers = [
-            make_gke_server(
-                GkeApp(self.service, self.faults, self.request_log, token),
-                port_base + 3,
-                paths["server_cert"],
-                paths["server_key"],
-            ),
+            make_gke_server(api, port_base + 3, paths["server_cert"], paths["server_key"]),
             ConnectProxy(port_base, port_base + 3),
-            make_admin_server(
-                AdminApp(self.service, self.faults, self.request_log, backend, self.stop),
-                port_base + 1,
-            ),
+            make_admin_server(AdminApp(api, backend, self.stop), port_base + 1),
             make_chart_server(charts_dir, port_base + 2),
         ]
 
@@ -156,7 +186,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sandbox_dir = args.sandbox_dir.resolve()
     token = (sandbox_dir / "token").read_text().strip()
-    backend = make_backend(args.backend, sandbox_dir, args.bin_dir, token, args)
+    backend = make_backend(args, sandbox_dir, token)
     daemon = Daemon(sandbox_dir, args.port_base, backend, token)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: threading.Thread(target=daemon.stop, daemon=True).start())

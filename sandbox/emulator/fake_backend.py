@@ -21,10 +21,12 @@ class FakeBackendError(Exception):
 class FakeBackend:
     """Records every call; clusters and node pools are dict entries."""
 
-    def __init__(self, sandbox_dir=None, bin_dir=None, tokens=None):
+    def __init__(self, sandbox_dir=None, bin_dir=None, token_webhook=None):
         self.lock = threading.Lock()
         self.calls: list[tuple] = []
         self.clusters: dict[str, dict[str, dict]] = {}  # cluster -> pool -> {count, machine}
+        # cluster -> LoadBalancer Services with an address ({namespace, name, ip}), for tests
+        self.load_balancers: dict[str, list[dict]] = {}
         self.load_balancer = {"assign": True, "delay_ms": 500, "cleanup_delay_ms": 500}
         self.fail_next: str | None = None  # message of the next call to fail, for tests
         self._next_port = 30443
@@ -61,6 +63,10 @@ class FakeBackend:
         self._record("delete_node_pool", cluster_id, pool)
         with self.lock:
             self.clusters.get(cluster_id, {}).pop(pool, None)
+
+    def load_balancer_ingresses(self, cluster_id: str) -> list[dict]:
+        with self.lock:
+            return [dict(service) for service in self.load_balancers.get(cluster_id, [])]
 
     def list_clusters(self) -> list[str]:
         with self.lock:

@@ -7,12 +7,16 @@ work on worker threads, and `on_change` lets the daemon persist the state.
 
 import base64
 import hashlib
+import json
+import logging
 import re
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+log = logging.getLogger("sandbox.gke")
 
 API_ROOT = "https://container.googleapis.com/v1/"
 COMPUTE_ROOT = "https://www.googleapis.com/compute/v1/"
@@ -23,6 +27,12 @@ OPERATION_TYPES = (
     "DELETE_NODE_POOL",
     "SET_NODE_POOL_SIZE",
 )
+# Operations GKE starts by itself (release-channel upgrades): they hold the
+# cluster as any operation does, so writes meanwhile answer FAILED_PRECONDITION.
+BACKGROUND_OPERATION_TYPES = ("UPGRADE_MASTER", "AUTO_UPGRADE_NODES")
+# Where a cluster's API server is announced while the cluster_api fault makes it
+# unreachable (private endpoint, authorized networks): a port nothing listens on.
+UNREACHABLE_ENDPOINT = "127.0.0.1:1"
 DEFAULT_MACHINE_TYPE = "e2-medium"
 DEFAULT_POOL = "default-pool"
 FAILED_OPERATION_CODE = 13  # google.rpc.Code INTERNAL, as GKE reports failed operations
@@ -36,14 +46,30 @@ INT32_MAX = 2**31 - 1
 class ApiError(Exception):
     """An error answered in Google's format {"error": {code, message, status}}."""
 
-    def __init__(self, http_code: int, status: str, message: str):
+    def __init__(
+        self,
+        http_code: int,
+        status: str,
+        message: str,
+        details: list | None = None,
+        errors: list | None = None,
+    ):
+        """`details`: google.rpc details (ErrorInfo); `errors`: the legacy list that
+        Compute Engine still answers with."""
         super().__init__(message)
         self.http_code = http_code
         self.status = status
         self.message = message
+        self.details = details or []
+        self.errors = errors or []
 
     def body(self) -> dict:
-        return {"error": {"code": self.http_code, "message": self.message, "status": self.status}}
+        error = {"code": self.http_code, "message": self.message, "status": self.status}
+        if self.errors:
+            error["errors"] = self.errors
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
 
 
 def invalid_argument(message: str) -> ApiError:
@@ -148,6 +174,61 @@ def check_location(location: str) -> None:
         raise invalid_argument(f'Location "{location}" does not exist.')
 
 
+def region_of(location: str) -> str:
+    """'us-central1-a' -> 'us-central1'; a region is its own region."""
+    return location.rsplit("-", 1)[0] if is_zone(location) else location
+
+
+def disk_quota_metric(disk_type: str) -> str:
+    """The regional quota a boot disk counts against: SSD-backed types share SSD_TOTAL_GB."""
+    return "DISKS_TOTAL_GB" if disk_type == "pd-standard" else "SSD_TOTAL_GB"
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """What a node pool about to be created asks of the project."""
+
+    machine_type: str
+    disk_type: str
+    disk_size_gb: int
+    service_account: str
+    nodes: int  # in every zone together
+    zones: tuple[str, ...]
+
+    @classmethod
+    def of(cls, pool: dict, zone_count: int) -> "PoolPlan":
+        config = pool["config"]
+        return cls(
+            config["machineType"],
+            config["diskType"],
+            int(config["diskSizeGb"]),
+            config["serviceAccount"],
+            pool["initialNodeCount"] * zone_count,
+            tuple(pool["locations"]),
+        )
+
+
+def forwarding_rule(cluster: "Cluster", service: dict) -> dict:
+    """The GKE forwarding rule of a LoadBalancer Service, as compute lists it."""
+    uid = hashlib.sha256(
+        f"{cluster.backend_id}/{service['namespace']}/{service['name']}".encode()
+    ).hexdigest()[:32]
+    region = region_of(cluster.location)
+    return {
+        "kind": "compute#forwardingRule",
+        "name": f"a{uid}",
+        "IPAddress": service["ip"],
+        "IPProtocol": "TCP",
+        "loadBalancingScheme": "EXTERNAL",
+        "region": f"{COMPUTE_ROOT}projects/{cluster.project}/regions/{region}",
+        "description": json.dumps(
+            {"kubernetes.io/service-name": f"{service['namespace']}/{service['name']}"}
+        ),
+        "project": cluster.project,
+        "cluster": cluster.name,
+    }
+
+
 def node_locations(location: str, requested: list | None) -> list[str]:
     """Zones that hold a pool's nodes: the zone itself, or three zones of a region."""
     if requested:
@@ -227,23 +308,55 @@ class GkeService:
         self._faults = faults
         self._version = f"{kubernetes_version}-gke.100"
         self._on_change = on_change
+        # What GKE checks in the project before a create (services, network, machine
+        # types, service account, quota): a google_apis.CloudProject; None accepts all.
+        self.prerequisites = None
         self._lock = threading.RLock()
         self._clusters: dict[tuple[str, str, str], Cluster] = {}
         self._operations: dict[str, Operation] = {}
+        # Forwarding rules of LoadBalancer Services whose cluster was deleted
+        # under them: what GKE leaks (and bills) when a cluster goes first.
+        self._leaked_forwarding_rules: list[dict] = []
 
     # ---- reads -------------------------------------------------------------
 
     def snapshot(self) -> dict:
         with self._lock:
             return {
-                "clusters": [c.to_json() for c in self._clusters.values()],
+                "clusters": [self._cluster_json(c) for c in self._clusters.values()],
                 "operations": [dict(o.resource) for o in self._operations.values()],
+                "leakedForwardingRules": [dict(r) for r in self._leaked_forwarding_rules],
             }
+
+    def leaked_forwarding_rules(self, project: str, region: str) -> list[dict]:
+        with self._lock:
+            return [
+                dict(r)
+                for r in self._leaked_forwarding_rules
+                if r["project"] == project and r["region"] == region
+            ]
+
+    def usage(self, project: str, region: str, machine_cpus: Callable[[str], int]) -> dict:
+        """What the project's clusters in `region` hold against its regional quotas."""
+        totals = {"CPUS": 0.0, "DISKS_TOTAL_GB": 0.0, "SSD_TOTAL_GB": 0.0, "IN_USE_ADDRESSES": 0.0}
+        with self._lock:
+            for cluster in self._clusters.values():
+                if cluster.project != project or region_of(cluster.location) != region:
+                    continue
+                for name, pool in cluster.pools.items():
+                    nodes = cluster.node_count(name)
+                    config = pool["config"]
+                    totals["CPUS"] += nodes * machine_cpus(config["machineType"])
+                    totals[disk_quota_metric(config["diskType"])] += nodes * int(
+                        config["diskSizeGb"]
+                    )
+                    totals["IN_USE_ADDRESSES"] += nodes
+        return totals
 
     def list_clusters(self, project: str, location: str) -> dict:
         with self._lock:
             clusters = [
-                c.to_json()
+                self._cluster_json(c)
                 for c in self._clusters.values()
                 if c.project == project and location in ("-", c.location)
             ]
@@ -251,7 +364,13 @@ class GkeService:
 
     def get_cluster(self, project: str, location: str, name: str) -> dict:
         with self._lock:
-            return self._cluster(project, location, name).to_json()
+            return self._cluster_json(self._cluster(project, location, name))
+
+    def _cluster_json(self, cluster: Cluster) -> dict:
+        body = cluster.to_json()
+        if "endpoint" in body and not self._faults.cluster_api_reachable():
+            body["endpoint"] = UNREACHABLE_ENDPOINT
+        return body
 
     def list_node_pools(self, project: str, location: str, cluster: str) -> dict:
         with self._lock:
@@ -325,6 +444,14 @@ class GkeService:
         ]
         if len({p["name"] for p in pools}) != len(pools):
             raise invalid_argument("Node pool names must be unique.")
+        if self.prerequisites is not None:
+            self.prerequisites.check_create(
+                project,
+                location,
+                network=spec.get("network", "default"),
+                subnetwork=spec.get("subnetwork"),
+                pools=[PoolPlan.of(p, len(zones)) for p in pools],
+            )
 
         with self._lock:
             key = (project, location, name)
@@ -363,6 +490,10 @@ class GkeService:
                 cluster.resource["status"] = "RUNNING"
                 for pool in cluster.pools.values():
                     pool["status"] = "RUNNING"
+                # GKE often upgrades a cluster right after creating it.
+                background = self._faults.take_background_operation("after_create")
+                if background is not None:
+                    self._start_background(cluster, background)
 
             def failed(message):
                 self._mark_error(cluster, message)
@@ -379,22 +510,32 @@ class GkeService:
             for pool in cluster.pools.values():
                 pool["status"] = "STOPPING"
 
-            def succeeded(_):
+            def work():
+                leaked = self._load_balancer_ingresses(cluster.backend_id)
+                self._backend.delete_cluster(cluster.backend_id)
+                return leaked
+
+            def succeeded(leaked):
                 self._clusters.pop((project, location, name), None)
+                self._leaked_forwarding_rules.extend(
+                    forwarding_rule(cluster, service) for service in leaked
+                )
 
             def failed(message):
                 self._mark_error(cluster, message)
 
             return self._start(
-                cluster,
-                "DELETE_CLUSTER",
-                cluster.self_link,
-                Steps(
-                    lambda: self._backend.delete_cluster(cluster.backend_id),
-                    succeeded,
-                    failed,
-                ),
+                cluster, "DELETE_CLUSTER", cluster.self_link, Steps(work, succeeded, failed)
             )
+
+    def _load_balancer_ingresses(self, cluster_id: str) -> list[dict]:
+        """LoadBalancer Services with an address: each holds a GKE forwarding rule."""
+        lister = getattr(self._backend, "load_balancer_ingresses", None)
+        try:
+            return lister(cluster_id) if lister else []
+        except Exception as error:  # the delete must go on; the leak is then unknown
+            log.warning("cannot list the LoadBalancers of %s: %s", cluster_id, error)
+            return []
 
     def create_node_pool(self, project: str, location: str, cluster_name: str, body: dict) -> dict:
         body = drop_nulls(body)
@@ -414,6 +555,14 @@ class GkeService:
                     f"/nodePools/{pool['name']}.",
                 )
             self._check_idle(cluster)
+            if self.prerequisites is not None:
+                self.prerequisites.check_create(
+                    project,
+                    location,
+                    network=None,
+                    subnetwork=None,
+                    pools=[PoolPlan.of(pool, len(zones))],
+                )
             cluster.pools[pool["name"]] = pool
             cluster.pool_sizes[pool["name"]] = pool["initialNodeCount"]
             count = cluster.node_count(pool["name"])
@@ -514,6 +663,58 @@ class GkeService:
                     failed,
                 ),
             )
+
+    def start_background_operations(self) -> list[dict]:
+        """Start the `now` background operation fault on every idle RUNNING cluster."""
+        started = []
+        with self._lock:
+            for cluster in list(self._clusters.values()):
+                if cluster.running_operation or cluster.resource["status"] != "RUNNING":
+                    continue
+                background = self._faults.take_background_operation("now")
+                if background is None:
+                    break
+                started.append(self._start_background(cluster, background))
+        return started
+
+    def _start_background(self, cluster: Cluster, background) -> dict:
+        """An operation GKE starts by itself; it holds the cluster until it ends.
+
+        UPGRADE_MASTER reconciles the cluster; AUTO_UPGRADE_NODES also reconciles its
+        first pool and adds one surge node per zone for the time it runs, as GKE's
+        surge upgrades do. Caller holds the lock.
+        """
+        cluster.begin_pool_operation()
+        if background.type == "UPGRADE_MASTER":
+            target, pool = cluster.self_link, None
+        else:
+            pool_name = next(iter(cluster.pools))
+            pool = cluster.pools[pool_name]
+            target = pool["selfLink"]
+            pool["status"] = "RECONCILING"
+            zones = len(pool["locations"])
+
+        def work():
+            if pool is not None:
+                surge = cluster.node_count(pool["name"]) + zones
+                self._backend.ensure_node_pool(
+                    cluster.backend_id, pool["name"], surge, pool["config"]["machineType"]
+                )
+            background.wait()
+            if pool is not None:
+                self._backend.ensure_node_pool(
+                    cluster.backend_id,
+                    pool["name"],
+                    cluster.node_count(pool["name"]),
+                    pool["config"]["machineType"],
+                )
+
+        def done(_=None):
+            if pool is not None and pool["status"] == "RECONCILING":
+                pool["status"] = "RUNNING"
+            cluster.end_pool_operation()
+
+        return self._start(cluster, background.type, target, Steps(work, done, done))
 
     # ---- internals ---------------------------------------------------------
 
@@ -687,5 +888,7 @@ class GkeService:
                 op.resource["statusMessage"] = error
             op.resource["status"] = "DONE"
             op.resource["endTime"] = _now_rfc3339(precise=True)
-            cluster.running_operation = None
+            # A background operation started by `succeeded` holds the cluster now.
+            if cluster.running_operation == op.resource["name"]:
+                cluster.running_operation = None
             self._on_change()

@@ -5,7 +5,8 @@ is done or raises BackendError, whose message ends up in the GKE operation's
 error. Layout under KWOK_WORKDIR (<sandbox>/kwok):
 
     clusters/<name>/        kwokctl's own files (kubeconfig.yaml, pki/, pids/, logs/)
-    backend/<name>/         ours: cluster-id (the emulator's id), tokens.csv (0600)
+    backend/<name>/         ours: cluster-id (the emulator's id)
+    token-webhook.yaml      how every kube-apiserver asks the emulator about bearer tokens
 
 Stages (sandbox/kwok/stages/*.yaml) make the fake nodes and their pods live.
 The data plane (sandbox/node) adds what KWOK cannot: the cloud load balancer
@@ -15,9 +16,7 @@ the real node as one of its nodes.
 
 import contextlib
 import copy
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -71,6 +70,18 @@ _NAME_LIMIT = 40  # kwokctl names become directory names and the context "kwok-<
 
 class BackendError(Exception):
     """A backend call failed; the message is shown in the GKE operation's error."""
+
+
+@dataclass(frozen=True)
+class TokenWebhook:
+    """Where kube-apiserver checks bearer tokens (a TokenReview webhook), as GKE's API
+    servers accept Google access tokens until they expire."""
+
+    url: str  # https://127.0.0.1:<port>/...
+    ca_file: Path  # CA of the webhook's certificate
+    server_name: str  # a name in that certificate
+    probe_token: str  # a token it accepts, for the readiness probe
+    cache_ttl: str = "2s"  # how long an answer is trusted: short, so expiry shows soon
 
 
 @dataclass(frozen=True)
@@ -184,20 +195,33 @@ def node_manifest(
     }
 
 
-def token_auth_csv(tokens: list[str]) -> str:
-    """kube-apiserver --token-auth-file content: token,user,uid,"groups"."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for number, token in enumerate(tokens, start=1):
-        if not token or any(char in token for char in ',"\r\n'):
-            raise BackendError(
-                f"token {number} of {len(tokens)} is empty or contains a comma, quote or "
-                "newline; kube-apiserver's token file cannot hold it"
-            )
-        writer.writerow(
-            [token, f"sandbox-admin-{number}", f"sandbox-admin-{number}", "system:masters"]
-        )
-    return out.getvalue()
+def token_webhook_kubeconfig(webhook: TokenWebhook) -> str:
+    """kube-apiserver --authentication-token-webhook-config-file content."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "sandbox-token-webhook",
+                    "cluster": {
+                        "server": webhook.url,
+                        "certificate-authority": str(webhook.ca_file),
+                        "tls-server-name": webhook.server_name,
+                    },
+                }
+            ],
+            "users": [{"name": "kube-apiserver", "user": {}}],
+            "contexts": [
+                {
+                    "name": "webhook",
+                    "context": {"cluster": "sandbox-token-webhook", "user": "kube-apiserver"},
+                }
+            ],
+            "current-context": "webhook",
+        },
+        sort_keys=False,
+    )
 
 
 def load_stages() -> list[dict]:
@@ -208,7 +232,9 @@ def load_stages() -> list[dict]:
     ]
 
 
-def kwokctl_create_argv(bin_dir: Path, name: str, token_file: Path) -> list[str]:
+def kwokctl_create_argv(
+    bin_dir: Path, name: str, webhook_config: Path, cache_ttl: str = "2s"
+) -> list[str]:
     """`kwokctl create cluster` with every binary given explicitly (no downloads)."""
     return [
         str(bin_dir / "kwokctl"),
@@ -233,7 +259,11 @@ def kwokctl_create_argv(bin_dir: Path, name: str, token_file: Path) -> list[str]
         "--kwok-controller-binary",
         str(bin_dir / "kwok"),
         "--extra-args",
-        f"kube-apiserver=token-auth-file={token_file}",
+        f"kube-apiserver=authentication-token-webhook-config-file={webhook_config}",
+        "--extra-args",
+        "kube-apiserver=authentication-token-webhook-version=v1",
+        "--extra-args",
+        f"kube-apiserver=authentication-token-webhook-cache-ttl={cache_ttl}",
         "--kubeconfig",
         "",  # leave ~/.kube/config alone
     ]
@@ -283,15 +313,15 @@ class KwokBackend:
         self,
         sandbox_dir: Path,
         bin_dir: Path,
-        tokens: list[str],
+        token_webhook: TokenWebhook | None,
         data_plane: DataPlane | None = None,
     ):
         self.sandbox_dir = Path(sandbox_dir).resolve()
         self.bin_dir = Path(bin_dir).resolve()
         self.workdir = self.sandbox_dir / "kwok"
         self.log_dir = self.sandbox_dir / "logs"
-        self._token_csv = token_auth_csv(list(tokens))
-        self._probe_token = tokens[0] if tokens else None
+        self._webhook = token_webhook  # None only to delete clusters (sandbox down)
+        self._probe_token = token_webhook.probe_token if token_webhook else None
         # kwokctl picks free ports before its components bind them, so two
         # concurrent creates could pick the same port: one create at a time.
         self._kwokctl_lock = threading.Lock()
@@ -329,10 +359,12 @@ class KwokBackend:
             self.delete_cluster(cluster_id)
         try:
             with _as_backend_error(f"creating cluster {cluster_id}"):
-                token_file = self._write_backend_files(name, cluster_id)
+                webhook_config = self._write_backend_files(name, cluster_id)
                 self._run_kwokctl(
                     name,
-                    kwokctl_create_argv(self.bin_dir, name, token_file),
+                    kwokctl_create_argv(
+                        self.bin_dir, name, webhook_config, self._webhook.cache_ttl
+                    ),
                     KWOKCTL_CREATE_TIMEOUT,
                 )
                 timings["kwokctl_create"] = time.monotonic() - started
@@ -464,6 +496,24 @@ class KwokBackend:
 
         return join
 
+    def load_balancer_ingresses(self, cluster_id: str) -> list[dict]:
+        """LoadBalancer Services that have an address: {namespace, name, ip}."""
+        name = self._existing_name(cluster_id)
+        with _as_backend_error(f"services of {cluster_id}"), self._api(name) as api:
+            services = client.CoreV1Api(api).list_service_for_all_namespaces().items
+        return [
+            {
+                "namespace": service.metadata.namespace,
+                "name": service.metadata.name,
+                "ip": ingress.ip or ingress.hostname,
+            }
+            for service in services
+            if service.spec.type == "LoadBalancer"
+            for ingress in (
+                (service.status.load_balancer or client.V1LoadBalancerStatus()).ingress or []
+            )[:1]
+        ]
+
     def list_clusters(self) -> list[str]:
         """Emulator ids of every cluster in the workdir (bare names if we lack the id)."""
         clusters_dir = self.workdir / "clusters"
@@ -514,15 +564,15 @@ class KwokBackend:
             )
 
     def _write_backend_files(self, name: str, cluster_id: str) -> Path:
-        """Write our per-cluster files; return the token file (0600: it holds secrets)."""
+        """Write our per-cluster files; return the token webhook's config file."""
+        if self._webhook is None:
+            raise BackendError("this backend was made without a token webhook: it cannot create")
         backend_dir = self._backend_dir(name)
         backend_dir.mkdir(parents=True, exist_ok=True)
         (backend_dir / "cluster-id").write_text(cluster_id + "\n", encoding="utf-8")
-        token_file = backend_dir / "tokens.csv"
-        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(self._token_csv)
-        return token_file
+        webhook_config = self.workdir / "token-webhook.yaml"
+        webhook_config.write_text(token_webhook_kubeconfig(self._webhook), encoding="utf-8")
+        return webhook_config
 
     def _cleanup_failed_create(self, cluster_id: str, error: BackendError) -> None:
         log.error("creating cluster %s failed: %s; removing what was started", cluster_id, error)

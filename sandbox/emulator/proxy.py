@@ -1,8 +1,10 @@
-"""CONNECT proxy on loopback that tunnels only container.googleapis.com:443.
+"""CONNECT proxy on loopback that tunnels only the Google API hosts the emulator serves.
 
-The tunnel ends at the emulator's TLS port on 127.0.0.1, so the client's TLS
-session (SNI container.googleapis.com, trusted through the sandbox CA) reaches
-the emulator. Every other target, and plain HTTP proxying, gets 403.
+container.googleapis.com:443 and the few hosts around it (OAuth tokens,
+serviceusage, compute, iam; server.HOSTS), each named explicitly. The tunnel ends
+at the emulator's TLS port on 127.0.0.1, so the client's TLS session (SNI of the
+host, trusted through the sandbox CA) reaches the emulator. Every other target,
+and plain HTTP proxying, gets 403.
 """
 
 import logging
@@ -10,9 +12,11 @@ import select
 import socket
 import socketserver
 
+from sandbox.emulator.server import HOSTS
+
 log = logging.getLogger("sandbox.proxy")
 
-ALLOWED_TARGET = "container.googleapis.com:443"
+ALLOWED_TARGETS = frozenset(f"{host}:443" for host in HOSTS)
 MAX_HEADER_BYTES = 64 * 1024
 IDLE_TIMEOUT = 300.0  # seconds a tunnel may sit without traffic before it is closed
 CONNECT_TIMEOUT = 10.0
@@ -52,7 +56,7 @@ class ConnectHandler(socketserver.BaseRequestHandler):
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
         method, _, rest = request_line.partition(" ")
         target = rest.split(" ", 1)[0]
-        if method.upper() != "CONNECT" or target.lower() != ALLOWED_TARGET:
+        if method.upper() != "CONNECT" or target.lower() not in ALLOWED_TARGETS:
             log.warning("refused %s %s from %s", method, target, self.client_address[0])
             conn.sendall(
                 b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

@@ -1,12 +1,16 @@
-"""HTTPS handler for container.googleapis.com v1 (clusters, nodePools, operations).
+"""HTTPS handler of the emulated Google APIs, one TLS port for every host.
 
-Serves both URL forms: /v1/projects/{p}/locations/{l}/... and the older
+The Host header picks the API: container.googleapis.com v1 (clusters, nodePools,
+operations), oauth2.googleapis.com (token endpoint, tokeninfo), and the read-only
+serviceusage, compute and iam calls of google_apis.py. `POST /sandbox/tokenreview`
+on the port itself is the TokenReview webhook of the KWOK clusters' API servers.
+
+GKE serves both URL forms: /v1/projects/{p}/locations/{l}/... and the older
 /v1/projects/{p}/zones/{z}/... (setSize is `nodePools/{np}:setSize` in the
-first, `nodePools/{np}/setSize` in the second). Every call is written to the
-request log, never with its token.
+first, `nodePools/{np}/setSize` in the second). Every API call is written to the
+request log with its host, never with its token.
 """
 
-import hmac
 import json
 import logging
 import ssl
@@ -14,35 +18,67 @@ import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from sandbox.emulator import google_apis
 from sandbox.emulator.gke import ApiError, GkeService, check_location
+from sandbox.emulator.tokens import TokenError
 
 log = logging.getLogger("sandbox.gke")
+
+GKE_HOST = "container.googleapis.com"
+OAUTH_HOST = "oauth2.googleapis.com"
+CLOUD_HOSTS = ("serviceusage.googleapis.com", "compute.googleapis.com", "iam.googleapis.com")
+# Every host the emulator answers for (the CONNECT proxy and the certificate use it).
+HOSTS = (GKE_HOST, OAUTH_HOST, *CLOUD_HOSTS)
+TOKEN_REVIEW_PATH = "/sandbox/tokenreview"  # noqa: S105 - a path, not a secret
 
 FAULT_ERRORS = {
     429: ApiError(
         429, "RESOURCE_EXHAUSTED", "Sandbox fault injection: quota exceeded, retry later."
     ),
+    500: ApiError(500, "INTERNAL", "Sandbox fault injection: internal error encountered."),
     503: ApiError(
         503, "UNAVAILABLE", "Sandbox fault injection: the service is currently unavailable."
     ),
+    504: ApiError(
+        504,
+        "DEADLINE_EXCEEDED",
+        "Sandbox fault injection: deadline expired before operation could complete.",
+    ),
 }
-PERMISSION_DENIED = ApiError(403, "PERMISSION_DENIED", "The caller does not have permission")
+# Google's front end answers 502 with an HTML page, not the API's JSON.
+BAD_GATEWAY_PAGE = (
+    "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
+    "  <title>Error 502 (Server Error)!!1</title>\n"
+    "  <p><b>502.</b> <ins>That\u2019s an error.</ins>\n"
+    "  <p>The server encountered a temporary error and could not complete your request."
+    "<p>Please try again in 30 seconds.  <ins>That\u2019s all we know.</ins>\n"
+)
+UNAUTHENTICATED = ApiError(
+    401,
+    "UNAUTHENTICATED",
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+    "cookie or other valid authentication credential. See "
+    "https://developers.google.com/identity/sign-in/web/devconsole-project.",
+)
 UNKNOWN_URL = ApiError(404, "NOT_FOUND", "Requested entity was not found.")
 
 
 class RequestLog:
-    """GKE API calls as JSON lines in a file and in memory (GET /requests)."""
+    """Google API calls as JSON lines in a file and in memory (GET /requests)."""
 
     def __init__(self, path: Path | None):
         self._path = path
         self._lock = threading.Lock()
         self._entries: list[dict] = []
 
-    def add(self, method: str, path: str, status: int, fault: str | None) -> None:
+    def add(
+        self, method: str, path: str, status: int, fault: str | None, host: str = GKE_HOST
+    ) -> None:
         entry = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "host": host,
             "method": method,
             "path": path,
             "status": status,
@@ -54,9 +90,10 @@ class RequestLog:
                 with self._path.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(entry) + "\n")
 
-    def entries(self) -> list[dict]:
+    def entries(self, host: str | None = GKE_HOST) -> list[dict]:
+        """The calls to `host` (None: to every host)."""
         with self._lock:
-            return list(self._entries)
+            return [e for e in self._entries if host is None or e["host"] == host]
 
     def clear(self) -> None:
         with self._lock:
@@ -160,37 +197,85 @@ class GkeHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         app = self.server.app
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
+        host = (self.headers.get("Host") or GKE_HOST).rsplit(":", 1)[0].lower()
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if path == TOKEN_REVIEW_PATH and self.command == "POST":
+            # Asked by kube-apiservers on every uncached request: not an API call to log.
+            self._send(200, app.tokens.review(self._json_or_empty(raw)))
+            return
+        if host == OAUTH_HOST:
+            self._oauth(path, raw)
+            return
         fault = None
         try:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            code = app.faults.take_http_error()
-            if code is not None:
-                fault = f"http_errors:{code}"
-                raise FAULT_ERRORS[code]
-            if not self._authorised(app.token):
-                raise PERMISSION_DENIED
-            body = self._parse_json(raw)
-            status, result = 200, route(app.service, self.command, path, body)
-            operation = result.get("name") if "operationType" in result else None
-            if operation:
-                op_fault = app.service.operation_fault(operation)
-                if op_fault and self.command != "GET":
-                    fault = f"operations:{op_fault}"
+            if host in CLOUD_HOSTS:
+                self._check_token(app)
+                call = google_apis.Call(host, self.command, path, url.query, self._parse_json(raw))
+                result = google_apis.route(app.cloud, app.service, call)
+                status = 200
+            else:
+                host = GKE_HOST
+                code = app.faults.take_http_error(self.command, path)
+                if code is not None:
+                    fault = f"http_errors:{code}"
+                    if code == 502:
+                        app.request_log.add(self.command, path, code, fault, host)
+                        self._send_raw(code, "text/html; charset=UTF-8", BAD_GATEWAY_PAGE)
+                        return
+                    raise FAULT_ERRORS[code]
+                self._check_token(app)
+                app.cloud.require_service(app.cloud.project_id, GKE_HOST)
+                status, result = 200, route(app.service, self.command, path, self._parse_json(raw))
+                operation = result.get("name") if "operationType" in result else None
+                if operation:
+                    op_fault = app.service.operation_fault(operation)
+                    if op_fault and self.command != "GET":
+                        fault = f"operations:{op_fault}"
         except ApiError as error:
             status, result = error.http_code, error.body()
-        except Exception:  # answer 500 like GKE, not a dropped connection
-            log.exception("internal error on %s %s", self.command, path)
+        except Exception:  # answer 500 like Google, not a dropped connection
+            log.exception("internal error on %s %s%s", self.command, host, path)
             status = 500
             result = ApiError(500, "INTERNAL", "Internal error encountered.").body()
-        app.request_log.add(self.command, path, status, fault)
-        log.info("%s %s %s%s", self.command, path, status, f" fault={fault}" if fault else "")
+        app.request_log.add(self.command, path, status, fault, host)
+        log.info(
+            "%s %s%s %s%s", self.command, host, path, status, f" fault={fault}" if fault else ""
+        )
         self._send(status, result)
 
-    def _authorised(self, token: str) -> bool:
-        header = self.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip(), token)
+    def _check_token(self, app) -> None:
+        """401 for a missing, unknown or expired access token, as Google answers."""
+        scheme, _, presented = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or app.tokens.remaining(presented.strip()) is None:
+            raise UNAUTHENTICATED
+
+    def _oauth(self, path: str, raw: bytes) -> None:
+        """The token endpoint and tokeninfo (form-encoded, OAuth error bodies)."""
+        app = self.server.app
+        form = dict(parse_qsl(raw.decode("utf-8", "replace")))
+        form.update(dict(parse_qsl(urlsplit(self.path).query)))
+        try:
+            if path == "/token" and self.command == "POST":
+                status, body = 200, app.tokens.grant(form)
+            elif path == "/tokeninfo" and self.command in ("GET", "POST"):
+                status, body = 200, app.tokens.info(form.get("access_token", ""))
+            else:
+                status, body = 404, {"error": "not_found", "error_description": "Not Found"}
+        except TokenError as error:
+            status, body = error.status, error.body
+        # The request log never holds the query: tokeninfo may carry the token there.
+        app.request_log.add(self.command, path, status, None, OAUTH_HOST)
+        self._send(status, body)
+
+    @staticmethod
+    def _json_or_empty(raw: bytes) -> dict:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
 
     @staticmethod
     def _parse_json(raw: bytes) -> dict | None:
@@ -209,10 +294,15 @@ class GkeHandler(BaseHTTPRequestHandler):
         return body
 
     def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body, indent=2).encode()
+        self._send_raw(status, "application/json; charset=UTF-8", json.dumps(body, indent=2))
+
+    def _send_raw(self, status: int, content_type: str, text: str) -> None:
+        data = text.encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'Bearer realm="https://accounts.google.com/"')
         self.end_headers()
         self.wfile.write(data)
 
@@ -235,13 +325,15 @@ class TlsHttpServer(ThreadingHTTPServer):
 
 
 class GkeApp:
-    """What the handler needs: the service, faults, request log and the accepted token."""
+    """What the handler needs: the GKE service, the project around it, faults, the
+    request log and the access tokens."""
 
-    def __init__(self, service, faults, request_log: RequestLog, token: str):
+    def __init__(self, service, cloud, faults, request_log: RequestLog, tokens):
         self.service = service
+        self.cloud = cloud
         self.faults = faults
         self.request_log = request_log
-        self.token = token
+        self.tokens = tokens
 
 
 def make_gke_server(app: GkeApp, port: int, cert: Path, key: Path) -> ThreadingHTTPServer:

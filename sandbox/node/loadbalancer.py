@@ -67,13 +67,13 @@ class ForwardingRule:
 
 
 class ForwardingRules:
-    """Every forwarding rule of the sandbox, and the ones clusters left behind (leaks)."""
+    """Every forwarding rule of the sandbox. The ones a deleted cluster leaves behind
+    (leaks) are the GKE emulator's: it lists them as compute does."""
 
     def __init__(self, path: Path | None = None):
         self._path = path
         self._lock = threading.Lock()
         self._rules: dict[str, ForwardingRule] = {}
-        self._leaked: list[ForwardingRule] = []
 
     def put(self, rule: ForwardingRule) -> None:
         with self._lock:
@@ -86,12 +86,11 @@ class ForwardingRules:
             self._save()
 
     def cluster_deleted(self, cluster: str) -> list[ForwardingRule]:
-        """The cluster's rules become leaks; returns them."""
+        """Forget the cluster's rules (their forwarding went with its node); returns them."""
         with self._lock:
             leaked = [r for r in self._rules.values() if r.cluster == cluster]
             for rule in leaked:
                 del self._rules[rule.name]
-            self._leaked.extend(leaked)
             self._save()
             return leaked
 
@@ -107,10 +106,7 @@ class ForwardingRules:
         os.replace(tmp, self._path)
 
     def _snapshot(self) -> dict:  # caller holds the lock
-        return {
-            "forwardingRules": [asdict(r) for r in self._rules.values()],
-            "leakedForwardingRules": [asdict(r) for r in self._leaked],
-        }
+        return {"forwardingRules": [asdict(r) for r in self._rules.values()]}
 
 
 def candidate_addresses(uid: str, block: int):

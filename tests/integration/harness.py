@@ -100,10 +100,19 @@ class AdminApi:
     def state(self) -> dict:
         return self._call("GET", "/state")
 
-    def requests(self) -> list[dict]:
-        answer = self._call("GET", "/requests")
+    def requests(self, host: str = "container.googleapis.com") -> list[dict]:
+        """The emulator's request log: GKE API calls, or another host's ("*": every host)."""
+        answer = self._call("GET", f"/requests?host={host}")
         # Accept a bare list or {"requests": [...]}: the contract fixes the entries only.
         return answer["requests"] if isinstance(answer, dict) else answer
+
+    def expire_tokens(self) -> int:
+        """End every Google access token issued so far (as an hour passing would)."""
+        return self._call("POST", "/tokens/expire")["expired"]
+
+    def leaked_forwarding_rules(self) -> list[dict]:
+        """Forwarding rules a cluster delete left behind (LoadBalancers deleted last)."""
+        return self.state().get("leakedForwardingRules", [])
 
     def clear_requests(self) -> None:
         self._call("DELETE", "/requests")
@@ -122,6 +131,14 @@ class AdminApi:
 
     def cluster(self, name: str) -> dict | None:
         return next((c for c in self.clusters() if c.get("name") == name), None)
+
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def writes(entries: Iterable[dict]) -> list[dict]:
+    """The calls of a request log that change something (creates, deletes, resizes)."""
+    return [e for e in entries if e.get("method") in WRITE_METHODS]
 
 
 def describe_requests(entries: Iterable[dict]) -> str:

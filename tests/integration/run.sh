@@ -14,7 +14,7 @@ repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "${repo_root}"
 
 # The plain deploy first: when it breaks, every other scenario would too.
-all_scenarios="default bad-input upgrade helm3 tiller faults"
+all_scenarios="default bad-input upgrade helm3 tiller faults regional check-mode"
 scenarios="${SCENARIOS:-${all_scenarios}}"
 sandbox_dir="${DASK_GKE_SANDBOX_DIR:-${repo_root}/.sandbox}"
 # Molecule wraps its output at the terminal width (80 columns in CI logs);

@@ -54,6 +54,179 @@ def test_converge_waited_for_the_slow_create(admin, cluster_name):
     assert admin.cluster(cluster_name)["status"] == "RUNNING"
 
 
+def cluster_calls(admin, label: str, **run) -> tuple[harness.PlaybookRun, list[dict]]:
+    """One deploy.yml run with a cleared request log: the run and its GKE API calls."""
+    admin.clear_requests()
+    result = harness.run_playbook("deploy.yml", label=label, timeout=RUN_TIMEOUT, **run)
+    return result, admin.requests()
+
+
+def operation_named(admin, name: str) -> dict:
+    return next(op for op in admin.state()["operations"] if op["name"] == name)
+
+
+def test_a_node_auto_upgrade_is_neither_drift_nor_waited_for(admin, sandbox, kubeconfig, settings):
+    # GKE upgrades the pool by itself: a surge node per zone for as long as it runs,
+    # the pool RECONCILING. A converged run carries on: the pool's configured size is
+    # unchanged, and nothing has to be written. (Cleared below: this fault may use
+    # DELETE /faults, no stuck operation exists yet.)
+    admin.set_faults({"background_operations": {"type": "AUTO_UPGRADE_NODES", "seconds": 600}})
+    try:
+        upgrade = next(
+            op for op in admin.state()["operations"] if op["operationType"] == "AUTO_UPGRADE_NODES"
+        )
+        pool_nodes = f"cloud.google.com/gke-nodepool={settings['gke_cluster_node_pool_name']}"
+        surged = harness.wait_until(
+            lambda: (
+                len(
+                    harness.kubectl(
+                        sandbox, kubeconfig, "get", "nodes", "-l", pool_nodes, "-o", "name"
+                    ).stdout.split()
+                )
+                == int(settings["gke_cluster_node_count"]) + 1
+            ),
+            timeout=60,
+            what="the surge node of the auto-upgrade",
+        )
+        assert surged
+        run, calls = cluster_calls(admin, "during-auto-upgrade", tags="cluster")
+        assert run.returncode == 0, run.describe()
+        assert run.recap().get("changed") == 0, run.describe()
+        assert harness.writes(calls) == [], harness.describe_requests(calls)
+        assert operation_named(admin, upgrade["name"])["status"] == "RUNNING", (
+            "the run waited for it"
+        )
+    finally:
+        admin.clear_faults()  # ends the upgrade: the surge node goes
+    harness.wait_until(
+        lambda: operation_named(admin, upgrade["name"])["status"] == "DONE",
+        timeout=60,
+        what="the auto-upgrade to end once released",
+    )
+
+
+@pytest.mark.parametrize("code", [500, 502, 504])
+def test_5xx_bursts_are_survived(admin, faults, code):
+    faults({"http_errors": {"code": code, "count": 3}})
+    run, calls = cluster_calls(admin, f"burst-{code}", tags="cluster")
+    assert run.returncode == 0, run.describe()
+    assert [c["status"] for c in faulted(calls, f"http_errors:{code}")] == [code] * 3
+    assert calls[-1]["status"] < 300, harness.describe_requests(calls)
+
+
+def test_a_background_upgrade_during_a_deploy_is_waited_for(admin, faults, settings):
+    # GKE upgrades the new cluster right after creating it: the module's own delete of
+    # the bootstrap pool, then our pool create, meet FAILED_PRECONDITION until it ends.
+    name = "fault-upgrading"
+    faults(
+        {
+            "background_operations": {
+                "type": "UPGRADE_MASTER",
+                "seconds": 20,
+                "trigger": "after_create",
+            }
+        }
+    )
+    run, calls = cluster_calls(
+        admin,
+        "background-upgrade",
+        tags="cluster",
+        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
+    )
+    assert run.returncode == 0, run.describe()
+    refused = [c for c in calls if c["status"] == 400]
+    assert refused, f"no write met the upgrade:\n{harness.describe_requests(calls)}"
+    upgrade = next(
+        op
+        for op in admin.state()["operations"]
+        if op["operationType"] == "UPGRADE_MASTER" and f"/clusters/{name}" in op["targetLink"]
+    )
+    assert upgrade["status"] == "DONE"
+    pool_created = [
+        c
+        for c in calls
+        if c["method"] == "POST" and c["path"].endswith("/nodePools") and c["status"] == 200
+    ]
+    assert pool_created and pool_created[0]["ts"] >= upgrade["endTime"][:23], (
+        f"the pool was created before the upgrade ended:\n{harness.describe_requests(calls)}"
+    )
+    pools = [p["name"] for p in admin.cluster(name)["nodePools"]]
+    assert pools == [settings["gke_cluster_node_pool_name"]], pools
+
+
+def test_the_bootstrap_pool_is_gone_after_its_delete_is_retried(admin, faults, settings):
+    # google.cloud's cluster module deletes default-pool right after the create; that
+    # delete is answered 503 once, the module fails and is retried: the retried module
+    # finds the cluster and does nothing, so the role must remove the pool itself.
+    name = "fault-bootstrap"
+    faults(
+        {"http_errors": {"code": 503, "count": 1, "match": r"^DELETE .*/nodePools/default-pool$"}}
+    )
+    run, calls = cluster_calls(
+        admin,
+        "bootstrap-delete-retried",
+        tags="cluster",
+        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
+    )
+    assert run.returncode == 0, run.describe()
+    deletes = [c for c in calls if c["method"] == "DELETE" and c["path"].endswith("/default-pool")]
+    assert [c["status"] for c in deletes] == [503, 200], harness.describe_requests(calls)
+    pools = [p["name"] for p in admin.cluster(name)["nodePools"]]
+    assert pools == [settings["gke_cluster_node_pool_name"]], pools
+
+
+def missing(project: dict, fix: str, name: str, **extra_vars) -> pytest.param:
+    """A project fault, the deploy's extra variables, and the fix its failure must name."""
+    return pytest.param(project, extra_vars, fix, id=name)
+
+
+PREREQUISITES = [
+    missing(
+        {"disabled_services": ["container.googleapis.com"]},
+        "gcloud services enable container.googleapis.com --project dask-gke-sandbox",
+        "kubernetes-engine-api-disabled",
+    ),
+    missing(
+        {"disabled_services": ["compute.googleapis.com"]},
+        "gcloud services enable compute.googleapis.com --project dask-gke-sandbox",
+        "compute-api-disabled",
+    ),
+    missing(
+        {"quota_limits": {"CPUS": 4}},
+        "Quota CPUS in region us-central1 of project dask-gke-sandbox: the node pool needs 5",
+        "regional-cpu-quota",
+    ),
+    missing({"deny_act_as": True}, "--role=roles/iam.serviceAccountUser", "no-act-as"),
+    missing(
+        {"unavailable_machine_types": ["n1-standard-2"]},
+        "gke_cluster_machine_type=n1-standard-2 is not offered in zone(s) us-central1-a",
+        "machine-type-not-in-the-zone",
+        gke_cluster_machine_type="n1-standard-2",
+    ),
+    missing(
+        {"missing_networks": ["default"]},
+        "gcloud compute networks create default --subnet-mode=auto",
+        "network-missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("project", "extra", "fix"), PREREQUISITES)
+def test_a_missing_prerequisite_is_reported_before_any_create(admin, faults, project, extra, fix):
+    name = "fault-prerequisite"
+    faults({"project": project})
+    run, calls = cluster_calls(
+        admin,
+        f"prerequisite-{'-'.join(sorted(project))}",
+        tags="cluster",
+        extra_vars={"gke_cluster_name": name, **extra},
+    )
+    assert run.returncode != 0, run.describe()
+    assert fix in " ".join(run.failure().split()), run.describe()
+    assert harness.writes(calls) == [], harness.describe_requests(calls)
+    assert admin.cluster(name) is None
+
+
 def test_429_burst_is_retried(admin, faults):
     admin.clear_requests()
     faults({"http_errors": {"code": 429, "count": 3}})
@@ -199,3 +372,62 @@ def test_interrupted_deploy_converges_on_the_next_run(admin, sandbox, settings, 
     assert int(cluster["currentNodeCount"]) == 2
     release = harness.helm_release(sandbox, harness.kubeconfig_path(name), "dask", "dask")
     assert release.get("status") == "deployed", release
+
+
+def test_an_expired_token_is_refreshed_by_a_partial_run(admin, sandbox, kubeconfig):
+    # An hour after the deploy the kubeconfig's bearer token has expired: a
+    # `--tags upgrade` run (no cluster call) must refresh it before Helm uses it.
+    before = harness.load_yaml(kubeconfig)["users"][0]["user"]["token"]
+    assert admin.expire_tokens() >= 1
+    harness.wait_until(
+        lambda: "Unauthorized" in harness.kubectl(sandbox, kubeconfig, "get", "ns").stderr,
+        timeout=60,
+        what="the cluster to refuse the expired token",
+    )
+    run, calls = cluster_calls(admin, "upgrade-after-expiry", tags="upgrade")
+    assert run.returncode == 0, run.describe()
+    assert calls == [], f"--tags upgrade called the GKE API:\n{harness.describe_requests(calls)}"
+    assert harness.load_yaml(kubeconfig)["users"][0]["user"]["token"] != before
+    assert harness.kubectl(sandbox, kubeconfig, "get", "ns").returncode == 0
+    tokens = [c for c in admin.requests(host="oauth2.googleapis.com") if c["path"] == "/token"]
+    assert tokens, "no new token was asked for"
+
+
+def test_cleanup_without_the_cluster_api_deletes_nothing_and_leaks_no_load_balancer(
+    admin, faults, sandbox
+):
+    name = "fault-cleanup"
+    vars_ = {"gke_cluster_name": name, "gke_cluster_node_count": 1}
+    deployed = harness.run_playbook(
+        "deploy.yml", extra_vars=vars_, label="cleanup-deploy", timeout=RUN_TIMEOUT
+    )
+    assert deployed.returncode == 0, deployed.describe()
+    # The cluster's API server becomes unreachable from here (authorized networks,
+    # a private endpoint): its LoadBalancers cannot be removed first.
+    faults({"cluster_api": {"reachable": False}})
+    admin.clear_requests()
+    refused = harness.run_playbook(
+        "cleanup.yml",
+        extra_vars={"cleanup_confirm_cluster": name, **vars_},
+        label="cleanup-unreachable",
+        timeout=RUN_TIMEOUT,
+    )
+    calls = admin.requests()
+    assert refused.returncode != 0, refused.describe()
+    failure = " ".join(refused.failure().split())
+    assert f"Refusing to tear down: cluster {name} exists but its API server" in failure
+    assert "cleanup_force=true" in failure
+    assert harness.writes(calls) == [], harness.describe_requests(calls)
+    assert admin.cluster(name)["status"] == "RUNNING"
+    # Reachable again: the teardown removes the LoadBalancers first, nothing leaks.
+    faults({})
+    cleaned = harness.run_playbook(
+        "cleanup.yml",
+        extra_vars={"cleanup_confirm_cluster": name, **vars_},
+        label="cleanup-reachable",
+        timeout=RUN_TIMEOUT,
+    )
+    assert cleaned.returncode == 0, cleaned.describe()
+    assert admin.cluster(name) is None
+    leaked = [r for r in admin.leaked_forwarding_rules() if r.get("cluster") == name]
+    assert leaked == [], leaked

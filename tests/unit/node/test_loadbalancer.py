@@ -169,7 +169,7 @@ def test_two_services_never_share_an_address(controller, monkeypatch):
     assert addresses == {KEY: "127.7.0.1", "dask/dask-jupyter": "127.7.0.2"}
 
 
-def test_rules_of_a_deleted_cluster_are_leaks(tmp_path):
+def test_rules_of_a_deleted_cluster_are_returned_and_forgotten(tmp_path):
     rules = ForwardingRules(tmp_path / "rules.json")
     rule = ForwardingRule("a1", "p.z.c", "dask/dask-scheduler", "127.1.2.3", [8786], [])
     rules.put(rule)
@@ -177,4 +177,4 @@ def test_rules_of_a_deleted_cluster_are_leaks(tmp_path):
     assert rules.cluster_deleted("p.z.c") == [rule]
     saved = json.loads((tmp_path / "rules.json").read_text())
     assert [r["name"] for r in saved["forwardingRules"]] == ["a2"]
-    assert [r["name"] for r in saved["leakedForwardingRules"]] == ["a1"]
+    assert rules.cluster_deleted("p.z.c") == []

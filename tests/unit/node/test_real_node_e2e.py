@@ -19,12 +19,15 @@ import pytest
 from kubernetes import client
 
 from sandbox.emulator import kwok_backend
+from sandbox.emulator.daemon import Daemon, token_webhook
+from sandbox.emulator.fake_backend import FakeBackend
 from sandbox.emulator.kwok_backend import KwokBackend
 from sandbox.node import dataplane
 from sandbox.node.dataplane import DataPlane, real_node_capability
 from sandbox.node.netplan import NodeNetwork
 from sandbox.node.runtime import REAL_NODE_LABEL
 from tests.integration import harness
+from tests.unit.sandbox.conftest import free_port_base
 from tests.unit.sandbox.tools import bin_dir, missing_tools
 
 CLUSTER_ID = "dask-gke-sandbox.us-central1-a.node-e2e"
@@ -69,9 +72,13 @@ def cluster(tmp_path_factory):
     version = images.default_dask_version()
     base = next(a for a in images.ensure_images(version) if "/dask:" in a.ref)
     plane.image_archives = lambda: [images.ensure_pause_image(), base]
-    backend = KwokBackend(sandbox_dir, bin_dir(), [TOKEN], plane)
-    backend.create_cluster(CLUSTER_ID)
+    # A daemon (fake GKE backend) only for the API servers' TokenReview webhook.
+    base = free_port_base()
+    webhook = Daemon(sandbox_dir, base, FakeBackend(), TOKEN)
+    webhook.start()
+    backend = KwokBackend(sandbox_dir, bin_dir(), token_webhook(sandbox_dir, base, TOKEN), plane)
     try:
+        backend.create_cluster(CLUSTER_ID)
         backend.ensure_node_pool(CLUSTER_ID, "pool-a", 3, "n1-standard-1")
         api = backend._api(kwok_backend.kwok_cluster_name(CLUSTER_ID))
         core = client.CoreV1Api(api)
@@ -87,6 +94,7 @@ def cluster(tmp_path_factory):
     finally:
         backend.delete_cluster(CLUSTER_ID)
         plane.shutdown()
+        webhook.stop()
 
 
 def web_deployment(image: str) -> dict:
@@ -284,9 +292,14 @@ def test_teardown_leaks_the_rule_of_a_live_load_balancer_and_leaves_nothing_else
     """Runs last: deletes the cluster while Service web is still a LoadBalancer."""
     backend, plane, sandbox_dir = cluster["backend"], cluster["plane"], cluster["sandbox"]
     net = real_node_network(plane)
+    # What the GKE emulator records as leaked forwarding rules when the delete runs.
+    live = backend.load_balancer_ingresses(CLUSTER_ID)
+    assert sorted(f"{s['namespace']}/{s['name']}" for s in live) == [
+        f"{NAMESPACE}/nobody",
+        f"{NAMESPACE}/web",
+    ]
     backend.delete_cluster(CLUSTER_ID)
-    leaked = plane.snapshot()["leakedForwardingRules"]
-    assert sorted(r["service"] for r in leaked) == [f"{NAMESPACE}/nobody", f"{NAMESPACE}/web"]
+    assert plane.snapshot()["forwardingRules"] == []
     assert dataplane.leftovers(sandbox_dir) == []
     assert not net.netns_path.exists()
 

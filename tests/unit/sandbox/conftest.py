@@ -1,5 +1,6 @@
 """Fixtures for the sandbox daemon tests: a real daemon on loopback with the fake backend."""
 
+import json
 import secrets
 import socket
 import threading
@@ -8,8 +9,9 @@ import time
 import pytest
 import requests
 
-from sandbox.emulator.daemon import Daemon
+from sandbox.emulator.daemon import SANDBOX_PROJECT, SERVICE_ACCOUNT_FILE, Daemon
 from sandbox.emulator.fake_backend import FakeBackend
+from sandbox.emulator.tokens import make_service_account_key
 
 TOKEN = "sandbox-test-token"
 GKE = "https://container.googleapis.com/v1"
@@ -52,9 +54,13 @@ class GatedBackend(FakeBackend):
 class Sandbox:
     """A running daemon and clients for its GKE API (through the proxy) and admin API."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, service_account: bool = False):
         self.dir = tmp_path
         (tmp_path / "token").write_text(TOKEN + "\n")
+        self.key_file = tmp_path / SERVICE_ACCOUNT_FILE
+        if service_account:  # before the daemon starts: it trusts the key it finds
+            key = make_service_account_key(SANDBOX_PROJECT, "automation")
+            self.key_file.write_text(json.dumps(key))
         self.backend = GatedBackend()
         self.port_base = free_port_base()
         self.daemon = Daemon(tmp_path, self.port_base, self.backend, TOKEN)
@@ -102,9 +108,26 @@ class Sandbox:
         self.daemon.faults.clear()  # releases stuck operations
         self.daemon.stop()
 
+    def put_faults(self, settings: dict) -> dict:
+        response = self.plain.put(f"{self.admin}/faults", json=settings, timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def google(self, method: str, url: str, **kwargs):
+        """A call to any emulated Google API host, through the proxy."""
+        return self.session.request(method, url, timeout=10, **kwargs)
+
 
 @pytest.fixture
 def sandbox(tmp_path):
     box = Sandbox(tmp_path)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def keyed_sandbox(tmp_path):
+    """A sandbox whose token endpoint knows a service-account key (box.key_file)."""
+    box = Sandbox(tmp_path, service_account=True)
     yield box
     box.close()

@@ -29,7 +29,8 @@ def test_request_log_records_every_call_without_the_token(sandbox):
     assert (log[0]["method"], log[0]["status"]) == ("POST", 200)
     assert log[-1]["path"] == f"/v1/projects/test-project/locations/{ZONE}/clusters/absent"
     assert log[-1]["status"] == 404
-    assert all(set(e) == {"ts", "method", "path", "status", "fault"} for e in log)
+    assert all(set(e) == {"ts", "host", "method", "path", "status", "fault"} for e in log)
+    assert {e["host"] for e in log} == {"container.googleapis.com"}
     lines = (sandbox.dir / "requests.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == log
     assert "sandbox-test-token" not in (sandbox.dir / "requests.jsonl").read_text()

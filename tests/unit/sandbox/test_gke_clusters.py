@@ -194,14 +194,15 @@ def test_create_with_explicit_node_pools(sandbox):
     assert backend_pools["workers"] == {"count": 4, "machine_type": "n1-highmem-2"}
 
 
-def test_missing_or_wrong_token_is_403_never_401(sandbox):
+def test_missing_or_wrong_token_is_401_unauthenticated_as_google_answers(sandbox):
     no_token = sandbox.session.get(sandbox.url(ZONE, "/clusters"), headers={"Authorization": ""})
     wrong = sandbox.session.get(
         sandbox.url(ZONE, "/clusters"), headers={"Authorization": "Bearer nope"}
     )
     for response in (no_token, wrong):
-        assert response.status_code == 403
-        assert error_of(response)["status"] == "PERMISSION_DENIED"
+        assert response.status_code == 401
+        assert error_of(response)["status"] == "UNAUTHENTICATED"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_update_is_refused_with_invalid_argument(sandbox):

@@ -1,8 +1,11 @@
 """Fault injection through the admin API: HTTP error bursts, operation faults, LB faults."""
 
+import json
 import time
 
 import pytest
+
+from tests.unit.sandbox.conftest import PROJECT
 
 ZONE = "us-central1-a"
 
@@ -97,7 +100,7 @@ def test_load_balancer_fault_is_passed_to_the_backend(sandbox):
 @pytest.mark.parametrize(
     "settings",
     [
-        {"http_errors": {"code": 500, "count": 1}},
+        {"http_errors": {"code": 418, "count": 1}},
         {"http_errors": {"code": 503, "count": 0}},
         {"operations": {"mode": "explode"}},
         {"operations": {"mode": "fail", "types": ["REPAIR_CLUSTER"]}},
@@ -111,3 +114,120 @@ def test_invalid_fault_settings_are_rejected(sandbox, settings):
     assert response.status_code == 400
     assert response.json()["error"]
     assert sandbox.plain.get(f"{sandbox.admin}/faults", timeout=5).json() == {}
+
+
+@pytest.mark.parametrize(("code", "status"), [(500, "INTERNAL"), (504, "DEADLINE_EXCEEDED")])
+def test_server_error_bursts_answer_googles_json(sandbox, code, status):
+    put_faults(sandbox, {"http_errors": {"code": code, "count": 1}})
+    answer = sandbox.call("GET", ZONE, "/clusters")
+    assert (answer.status_code, answer.json()["error"]["status"]) == (code, status)
+    assert sandbox.call("GET", ZONE, "/clusters").status_code == 200
+
+
+def test_a_502_is_googles_html_page_not_json(sandbox):
+    put_faults(sandbox, {"http_errors": {"code": 502, "count": 1}})
+    answer = sandbox.call("GET", ZONE, "/clusters")
+    assert answer.status_code == 502
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "Error 502 (Server Error)" in answer.text
+    assert sandbox.requests_log()[-1]["fault"] == "http_errors:502"
+
+
+def test_an_http_error_with_match_hits_only_matching_calls(sandbox):
+    sandbox.create_cluster(ZONE, "dask", nodes=1)
+    put_faults(
+        sandbox,
+        {"http_errors": {"code": 503, "count": 1, "match": r"^DELETE .*/nodePools/default-pool$"}},
+    )
+    assert sandbox.call("GET", ZONE, "/clusters/dask").status_code == 200
+    assert sandbox.call("DELETE", ZONE, "/clusters/dask/nodePools/default-pool").status_code == 503
+    retried = sandbox.call("DELETE", ZONE, "/clusters/dask/nodePools/default-pool")
+    assert retried.status_code == 200
+    assert sandbox.plain.get(f"{sandbox.admin}/faults", timeout=5).json() == {}
+
+
+def test_a_background_upgrade_holds_the_cluster_until_it_ends(sandbox):
+    sandbox.create_cluster(ZONE, "dask", nodes=1)
+    put_faults(sandbox, {"background_operations": {"type": "UPGRADE_MASTER", "seconds": 30}})
+    cluster = sandbox.call("GET", ZONE, "/clusters/dask").json()
+    assert cluster["status"] == "RECONCILING"
+    [upgrade] = [
+        op
+        for op in sandbox.call("GET", ZONE, "/operations").json()["operations"]
+        if op["operationType"] == "UPGRADE_MASTER"
+    ]
+    assert upgrade["status"] == "RUNNING"
+    assert upgrade["targetLink"].endswith("/clusters/dask")
+    refused = sandbox.call("DELETE", ZONE, "/clusters/dask/nodePools/default-pool")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "code": 400,
+        "message": f"Cluster is running incompatible operation {upgrade['name']}.",
+        "status": "FAILED_PRECONDITION",
+    }
+    # Clearing the faults ends the upgrade early; the cluster takes writes again.
+    sandbox.plain.delete(f"{sandbox.admin}/faults", timeout=5)
+    sandbox.wait_done(upgrade, ZONE)
+    assert sandbox.call("GET", ZONE, "/clusters/dask").json()["status"] == "RUNNING"
+    assert sandbox.call("DELETE", ZONE, "/clusters/dask/nodePools/default-pool").status_code == 200
+
+
+def test_a_node_auto_upgrade_surges_one_node_per_zone_while_it_runs(sandbox):
+    sandbox.create_cluster(ZONE, "dask", nodes=2)
+    put_faults(sandbox, {"background_operations": {"type": "AUTO_UPGRADE_NODES", "seconds": 30}})
+    cluster_id = f"{PROJECT}.{ZONE}.dask"
+    deadline = time.monotonic() + 5
+    while sandbox.backend.clusters[cluster_id]["default-pool"]["count"] != 3:
+        assert time.monotonic() < deadline, "no surge node"
+        time.sleep(0.02)
+    cluster = sandbox.call("GET", ZONE, "/clusters/dask").json()
+    assert cluster["nodePools"][0]["status"] == "RECONCILING"
+    assert cluster["nodePools"][0]["initialNodeCount"] == 2  # the configured size stays
+    op = next(
+        o
+        for o in sandbox.call("GET", ZONE, "/operations").json()["operations"]
+        if o["operationType"] == "AUTO_UPGRADE_NODES"
+    )
+    sandbox.plain.delete(f"{sandbox.admin}/faults", timeout=5)
+    sandbox.wait_done(op, ZONE)
+    assert sandbox.backend.clusters[cluster_id]["default-pool"]["count"] == 2
+    assert sandbox.call("GET", ZONE, "/clusters/dask").json()["nodePools"][0]["status"] == "RUNNING"
+
+
+def test_an_upgrade_after_create_refuses_the_bootstrap_pool_delete(sandbox):
+    put_faults(
+        sandbox,
+        {
+            "background_operations": {
+                "type": "UPGRADE_MASTER",
+                "seconds": 30,
+                "trigger": "after_create",
+            }
+        },
+    )
+    sandbox.create_cluster(ZONE, "dask", nodes=1)
+    refused = sandbox.call("DELETE", ZONE, "/clusters/dask/nodePools/default-pool")
+    assert refused.json()["error"]["status"] == "FAILED_PRECONDITION"
+    assert "UPGRADE_MASTER" in {
+        o["operationType"] for o in sandbox.call("GET", ZONE, "/operations").json()["operations"]
+    }
+
+
+def test_an_unreachable_cluster_api_is_announced_at_a_dead_endpoint(sandbox):
+    sandbox.create_cluster(ZONE, "dask", nodes=1)
+    put_faults(sandbox, {"cluster_api": {"reachable": False}})
+    assert sandbox.call("GET", ZONE, "/clusters/dask").json()["endpoint"] == "127.0.0.1:1"
+    sandbox.plain.delete(f"{sandbox.admin}/faults", timeout=5)
+    assert sandbox.call("GET", ZONE, "/clusters/dask").json()["endpoint"] != "127.0.0.1:1"
+
+
+def test_deleting_a_cluster_with_load_balancers_leaks_their_forwarding_rules(sandbox):
+    sandbox.create_cluster(ZONE, "dask", nodes=1)
+    sandbox.backend.load_balancers[f"{PROJECT}.{ZONE}.dask"] = [
+        {"namespace": "dask", "name": "dask-scheduler", "ip": "127.0.9.1"}
+    ]
+    sandbox.wait_done(sandbox.call("DELETE", ZONE, "/clusters/dask").json(), ZONE)
+    [rule] = sandbox.plain.get(f"{sandbox.admin}/state", timeout=5).json()["leakedForwardingRules"]
+    assert rule["IPAddress"] == "127.0.9.1"
+    assert json.loads(rule["description"]) == {"kubernetes.io/service-name": "dask/dask-scheduler"}
+    assert rule["cluster"] == "dask"

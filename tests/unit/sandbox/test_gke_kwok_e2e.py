@@ -16,7 +16,7 @@ import pytest
 import requests
 from kubernetes import client
 
-from sandbox.emulator.daemon import Daemon
+from sandbox.emulator.daemon import Daemon, token_webhook
 from sandbox.emulator.kwok_backend import KwokBackend
 from tests.unit.sandbox.conftest import GKE, free_port_base
 from tests.unit.sandbox.tools import bin_dir, missing_tools
@@ -55,8 +55,9 @@ def test_cluster_created_through_the_api_is_a_real_cluster():
     # A short path: kwokctl puts unix sockets under the sandbox directory.
     sandbox_dir = Path(tempfile.mkdtemp(prefix="gke-e2e-"))
     (sandbox_dir / "token").write_text(TOKEN)
-    backend = KwokBackend(sandbox_dir, bin_dir(), [TOKEN])
     base = free_port_base()
+    # The API servers check bearer tokens with the daemon's TokenReview webhook.
+    backend = KwokBackend(sandbox_dir, bin_dir(), token_webhook(sandbox_dir, base, TOKEN))
     daemon = Daemon(sandbox_dir, base, backend, TOKEN)
     daemon.start()
     session = requests.Session()

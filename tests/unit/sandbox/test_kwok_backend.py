@@ -8,6 +8,7 @@ import ssl
 import stat
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -15,9 +16,13 @@ import pytest
 import yaml
 
 from sandbox.emulator import kwok_backend
+from sandbox.emulator.daemon import Daemon, token_webhook
+from sandbox.emulator.fake_backend import FakeBackend
 from sandbox.emulator.kwok_backend import BackendError, KwokBackend
+from sandbox.emulator.tokens import Issued
 from sandbox.node.dataplane import DataPlane
 from sandbox.node.runtime import REAL_NODE_LABEL
+from tests.unit.sandbox.conftest import free_port_base
 from tests.unit.sandbox.tools import bin_dir as tools_bin_dir
 from tests.unit.sandbox.tools import missing_tools
 
@@ -115,20 +120,24 @@ def test_node_manifest_carries_gke_labels_and_the_kwok_annotation():
 
 # ---------------------------------------------------------------- tokens
 
-
-def test_token_file_makes_every_token_a_cluster_admin():
-    rows = [
-        line.split(",", 3) for line in kwok_backend.token_auth_csv(["tok-a", "tok-b"]).splitlines()
-    ]
-    assert [row[0] for row in rows] == ["tok-a", "tok-b"]
-    assert all(row[3] == "system:masters" for row in rows)
-    assert len({row[1] for row in rows}) == 2
+WEBHOOK = kwok_backend.TokenWebhook(
+    url="https://127.0.0.1:18083/sandbox/tokenreview",
+    ca_file=Path("/sandbox/ca/ca.pem"),
+    server_name="container.googleapis.com",
+    probe_token="probe",
+)
 
 
-@pytest.mark.parametrize("bad", ["", "a,b", 'a"b', "a\nb"])
-def test_token_file_rejects_tokens_csv_cannot_hold(bad):
-    with pytest.raises(BackendError, match="token 2 of 2"):
-        kwok_backend.token_auth_csv(["good", bad])
+def test_token_webhook_config_points_kube_apiserver_at_the_emulator():
+    config = yaml.safe_load(kwok_backend.token_webhook_kubeconfig(WEBHOOK))
+    [cluster] = config["clusters"]
+    assert cluster["cluster"] == {
+        "server": WEBHOOK.url,
+        "certificate-authority": "/sandbox/ca/ca.pem",
+        "tls-server-name": "container.googleapis.com",
+    }
+    assert config["current-context"] == config["contexts"][0]["name"]
+    assert "probe" not in kwok_backend.token_webhook_kubeconfig(WEBHOOK)
 
 
 # ---------------------------------------------------------------- kwok configuration
@@ -177,7 +186,8 @@ def test_scheduler_prefers_the_real_node_without_requiring_it():
 
 def test_kwokctl_gets_every_binary_explicitly(tmp_path):
     bin_dir = tmp_path / "bin"
-    argv = kwok_backend.kwokctl_create_argv(bin_dir, "c1", tmp_path / "tokens.csv")
+    argv = kwok_backend.kwokctl_create_argv(bin_dir, "c1", tmp_path / "webhook.yaml", "3s")
+    extra_args = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--extra-args"]
     flags = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert argv[:3] == [str(bin_dir / "kwokctl"), "create", "cluster"]
     assert flags["--runtime"] == "binary"
@@ -190,7 +200,11 @@ def test_kwokctl_gets_every_binary_explicitly(tmp_path):
     ]:
         assert flags[flag] == str(bin_dir / binary)
     assert flags["--kubeconfig"] == ""
-    assert flags["--extra-args"] == f"kube-apiserver=token-auth-file={tmp_path / 'tokens.csv'}"
+    assert extra_args == [
+        f"kube-apiserver=authentication-token-webhook-config-file={tmp_path / 'webhook.yaml'}",
+        "kube-apiserver=authentication-token-webhook-version=v1",
+        "kube-apiserver=authentication-token-webhook-cache-ttl=3s",
+    ]
     assert Path(flags["--config"]).is_file()
 
 
@@ -209,15 +223,15 @@ def test_tool_env_puts_our_kubectl_first_and_drops_proxies(tmp_path, monkeypatch
 
 
 def _fake_kwokctl(bin_dir: Path, record: Path, exit_code: int) -> None:
-    """A kwokctl stand-in that records argv, env and the token file mode, then fails."""
+    """A kwokctl stand-in that records argv, env and the token webhook config, then fails."""
     bin_dir.mkdir(parents=True)
     script = bin_dir / "kwokctl"
     script.write_text(
         "#!/bin/sh\n"
         f'printf "%s\\n" "$@" > "{record}.argv"\n'
         f'env > "{record}.env"\n'
-        'token_file=$(printf "%s\\n" "$@" | sed -n "s/^kube-apiserver=token-auth-file=//p")\n'
-        f'stat -c %a "$token_file" > "{record}.mode"\n'
+        'config=$(printf "%s\\n" "$@" | sed -n "s/^kube-apiserver=.*-webhook-config-file=//p")\n'
+        f'cp "$config" "{record}.webhook"\n'
         'echo "Error: simulated failure" >&2\n'
         f"exit {exit_code}\n"
     )
@@ -228,7 +242,7 @@ def test_failed_create_reports_kwokctl_and_cleans_up(tmp_path, monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
     record = tmp_path / "record"
     _fake_kwokctl(tmp_path / "bin", record, exit_code=3)
-    backend = KwokBackend(tmp_path / "sandbox", tmp_path / "bin", ["secret-token"])
+    backend = KwokBackend(tmp_path / "sandbox", tmp_path / "bin", WEBHOOK)
     with pytest.raises(BackendError, match=r"exit code 3.*simulated failure"):
         backend.create_cluster(CLUSTER_ID)
     argv = record.with_suffix(".argv").read_text().splitlines()
@@ -240,17 +254,18 @@ def test_failed_create_reports_kwokctl_and_cleans_up(tmp_path, monkeypatch):
     assert argv[:2] == ["create", "cluster"]
     assert env["KWOK_WORKDIR"] == str(tmp_path / "sandbox" / "kwok")
     assert "HTTPS_PROXY" not in env
-    assert record.with_suffix(".mode").read_text().strip() == "600"
+    webhook = yaml.safe_load(record.with_suffix(".webhook").read_text())
+    assert webhook["clusters"][0]["cluster"]["server"] == WEBHOOK.url
     name = kwok_backend.kwok_cluster_name(CLUSTER_ID)
     assert not (tmp_path / "sandbox" / "kwok" / "backend" / name).exists()
     log_text = (tmp_path / "sandbox" / "logs" / f"kwok-{name}.log").read_text()
     assert "simulated failure" in log_text
-    assert "secret-token" not in log_text
+    assert WEBHOOK.probe_token not in log_text
     assert backend.list_clusters() == []
 
 
 def test_list_clusters_returns_emulator_ids(tmp_path):
-    backend = KwokBackend(tmp_path, tmp_path / "bin", ["t"])
+    backend = KwokBackend(tmp_path, tmp_path / "bin", WEBHOOK)
     ours = kwok_backend.kwok_cluster_name(CLUSTER_ID)
     for name in (ours, "stray"):
         (tmp_path / "kwok" / "clusters" / name).mkdir(parents=True)
@@ -261,14 +276,14 @@ def test_list_clusters_returns_emulator_ids(tmp_path):
 
 
 def test_deleting_a_missing_cluster_is_a_no_op(tmp_path):
-    backend = KwokBackend(tmp_path, tmp_path / "no-bin", ["t"])
+    backend = KwokBackend(tmp_path, tmp_path / "no-bin", None)
     backend.delete_cluster(CLUSTER_ID)
     backend.delete_cluster(CLUSTER_ID)
     assert backend.list_clusters() == []
 
 
 def test_node_pools_need_an_existing_cluster(tmp_path):
-    backend = KwokBackend(tmp_path, tmp_path / "bin", ["t"])
+    backend = KwokBackend(tmp_path, tmp_path / "bin", WEBHOOK)
     with pytest.raises(BackendError, match="does not exist"):
         backend.ensure_node_pool(CLUSTER_ID, "default-pool", 3, "n1-standard-1")
     with pytest.raises(BackendError, match="does not exist"):
@@ -276,7 +291,7 @@ def test_node_pools_need_an_existing_cluster(tmp_path):
 
 
 def test_load_balancer_setting_is_kept_for_later_clusters(tmp_path):
-    backend = KwokBackend(tmp_path, tmp_path / "bin", ["t"])
+    backend = KwokBackend(tmp_path, tmp_path / "bin", WEBHOOK)
     backend.set_load_balancer(False, 50, 700)
     settings = backend.data_plane.cloud.settings
     assert (settings.assign, settings.delay_ms, settings.cleanup_delay_ms) == (False, 50, 700)
@@ -295,8 +310,13 @@ def _get(endpoint: str, ca_pem: str, token: str, path: str) -> dict:
     request = urllib.request.Request(
         f"https://{endpoint}{path}", headers={"Authorization": f"Bearer {token}"}
     )
-    with opener.open(request, timeout=10) as response:
-        return json.load(response)
+    try:
+        with opener.open(request, timeout=10) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        if error.code == 401:  # the token was refused
+            return None
+        raise
 
 
 def _running(pid: int) -> bool:
@@ -324,9 +344,18 @@ def _wait(what: str, condition, timeout: float) -> float:
 def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end story
     token = "sandbox-test-token-0123456789"
     bin_dir = tools_bin_dir()
+    # A daemon (fake GKE backend) only for its TokenReview webhook.
+    sandbox_dir = tmp_path / "sandbox"
+    sandbox_dir.mkdir()
+    base = free_port_base()
+    webhook = Daemon(sandbox_dir, base, FakeBackend(), token)
+    webhook.start()
     # The KWOK part alone: fake nodes only (tests/unit/node covers the real node).
     backend = KwokBackend(
-        tmp_path / "sandbox", bin_dir, [token], DataPlane(tmp_path / "sandbox", bin_dir, "off")
+        sandbox_dir,
+        bin_dir,
+        token_webhook(sandbox_dir, base, token),
+        DataPlane(sandbox_dir, bin_dir, "off"),
     )
     kubeconfig = tmp_path / "kubeconfig"
     timings = {}
@@ -339,6 +368,19 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
 
         version = _get(access.endpoint, access.ca_pem, token, "/version")
         assert version["gitVersion"] == "v1.36.3"
+
+        # An issued Google token works until it expires; then the API server refuses
+        # it once its cached answer is stale (measured: 3-13 s with a 2 s cache TTL).
+        webhook.tokens._issued["ya29.test"] = Issued("a@b", "", time.time() + 600)
+        assert _get(access.endpoint, access.ca_pem, "ya29.test", "/api/v1/nodes")["items"] == []
+        assert _get(access.endpoint, access.ca_pem, "ya29.unknown", "/version") is None
+        webhook.tokens.expire_all()
+        timings["expired token refused after"] = _wait(
+            "the API server to refuse the expired token",
+            lambda: _get(access.endpoint, access.ca_pem, "ya29.test", "/version") is None,
+            30,
+        )
+        assert _get(access.endpoint, access.ca_pem, token, "/version")  # the static one lives
 
         started = time.monotonic()
         backend.ensure_node_pool(CLUSTER_ID, "default-pool", 5, "n1-standard-1")
@@ -484,9 +526,16 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
             "lb-fault ingress", lambda: ingress_ip("default", "lb-fault"), 60
         )
 
+        lb_services = {
+            (s["namespace"], s["name"]) for s in backend.load_balancer_ingresses(CLUSTER_ID)
+        }
+        assert ("default", "lb-fault") in lb_services
+        assert (f"dask-{helms[0]}", f"dask-{helms[0]}-scheduler") in lb_services
+
         backend.delete_node_pool(CLUSTER_ID, "default-pool")
         assert _get(access.endpoint, access.ca_pem, token, "/api/v1/nodes")["items"] == []
     finally:
+        webhook.stop()
         name = kwok_backend.kwok_cluster_name(CLUSTER_ID)
         pid_files = list((tmp_path / "sandbox/kwok/clusters" / name / "pids").glob("*.pid"))
         pids = [int(p.read_text().strip()) for p in pid_files]

@@ -1,4 +1,4 @@
-"""CONNECT proxy: tunnels only container.googleapis.com:443, to the emulator."""
+"""CONNECT proxy: tunnels only the emulated Google API hosts, to the emulator."""
 
 import socket
 
@@ -17,7 +17,8 @@ def connect(sandbox, request: bytes) -> bytes:
     [
         "example.com:443",
         "container.googleapis.com:80",
-        "oauth2.googleapis.com:443",
+        "storage.googleapis.com:443",
+        "accounts.google.com:443",
         "127.0.0.1:22",
     ],
 )

@@ -1,0 +1,1 @@
+../../../../../../plugins/action/gke_cluster_api.py

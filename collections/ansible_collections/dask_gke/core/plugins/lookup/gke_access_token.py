@@ -1,1 +1,0 @@
-../../../../../../roles/gke_cluster/lookup_plugins/gke_access_token.py

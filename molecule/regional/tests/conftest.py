@@ -1,0 +1,3 @@
+"""Fixtures and failure diagnostics shared by every scenario's verifier."""
+
+pytest_plugins = ["tests.integration.fixtures"]
