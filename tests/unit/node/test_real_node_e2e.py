@@ -73,10 +73,12 @@ def cluster(tmp_path_factory):
     base = next(a for a in images.ensure_images(version) if "/dask:" in a.ref)
     plane.image_archives = lambda: [images.ensure_pause_image(), base]
     # A daemon (fake GKE backend) only for the API servers' TokenReview webhook.
-    base = free_port_base()
-    webhook = Daemon(sandbox_dir, base, FakeBackend(), TOKEN)
+    port_base = free_port_base()
+    webhook = Daemon(sandbox_dir, port_base, FakeBackend(), TOKEN)
     webhook.start()
-    backend = KwokBackend(sandbox_dir, bin_dir(), token_webhook(sandbox_dir, base, TOKEN), plane)
+    backend = KwokBackend(
+        sandbox_dir, bin_dir(), token_webhook(sandbox_dir, port_base, TOKEN), plane
+    )
     try:
         backend.create_cluster(CLUSTER_ID)
         backend.ensure_node_pool(CLUSTER_ID, "pool-a", 3, "n1-standard-1")
