@@ -28,10 +28,13 @@ SCENARIOS = ("deploy", "rerun", "upgrade", "lbwait", "scale")
 BENCH_DIR = REPO_ROOT / "benchmarks"
 RESULTS_DIR = BENCH_DIR / "results"
 RUNS_DIR = BENCH_DIR / ".runs"
+# Issue 15's targets: with real pods, the roles may take at most 2.5 times the raw
+# script from nothing to endpoints, 6 s for a converged re-run, and 2 s over the raw
+# `helm upgrade --wait` + LB wait for --tags upgrade.
 TARGETS = {
-    "deploy_ratio": 1.5,
-    "rerun_seconds": 15.0,
-    "upgrade_ratio": 1.3,
+    "deploy_ratio": 2.5,
+    "rerun_seconds": 6.0,
+    "upgrade_overhead_seconds": 2.0,
     "lb_latency": 1.0,
     "wait_calls_growth": 1.5,
 }
@@ -409,7 +412,10 @@ def scenario_upgrade(bench: Bench) -> dict:
                 )
             run[kind]["workers"] = workers
         runs.append(run)
-    ratio = stats.paired_ratios([(r["ansible"]["wall"], r["raw"]["wall"]) for r in runs])
+    pairs = [(r["ansible"]["wall"], r["raw"]["wall"]) for r in runs]
+    ratio = stats.paired_ratios(pairs)
+    overhead = stats.paired_differences(pairs)
+    limit = TARGETS["upgrade_overhead_seconds"]
     return {
         "settings": {"nodes": args.nodes, "workers": f"{base} <-> {more}", "runs": args.runs},
         "ansible": {
@@ -421,7 +427,11 @@ def scenario_upgrade(bench: Bench) -> dict:
             "phases_median": phases_median([r["raw"] for r in runs]),
         },
         "ratio": ratio,
-        "target": _ratio_target(ratio, "upgrade_ratio"),
+        "overhead": overhead,
+        "target": {
+            "max_overhead_seconds": limit,
+            "met": _at_most(overhead["median_of_differences"], limit),
+        },
         "runs": runs,
     }
 

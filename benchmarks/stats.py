@@ -1,4 +1,5 @@
-"""Medians and ratios: every figure is a median of runs, every comparison a ratio."""
+"""Medians, ratios and differences: every figure is a median of runs, every comparison
+of two figures is made per run (pairs measured back to back), then its median taken."""
 
 import statistics
 from collections.abc import Iterable
@@ -44,6 +45,21 @@ def paired_ratios(pairs: list[tuple[float | None, float | None]]) -> dict:
         "median_of_ratios": _round(median(per_pair)),
         "ratio_of_medians": _round(ratio(ours_median, baseline_median)),
         "per_run": [_round(r) for r in per_pair],
+    }
+
+
+def paired_differences(pairs: list[tuple[float | None, float | None]]) -> dict:
+    """ours - baseline of (ours, baseline) pairs measured back to back in the same run.
+
+    The overhead of ours over the baseline: its per-pair median is compared with the
+    targets, as for paired_ratios.
+    """
+    per_pair = [
+        None if ours is None or baseline is None else ours - baseline for ours, baseline in pairs
+    ]
+    return {
+        "median_of_differences": _round(median(per_pair)),
+        "per_run": [_round(d) for d in per_pair],
     }
 
 

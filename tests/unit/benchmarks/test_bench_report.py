@@ -14,7 +14,7 @@ RESULTS = {
         "deploy": {"wall": summary(75.0)},
         "raw": {"wall": summary(50.0)},
         "ratio": {"median_of_ratios": 1.5},
-        "target": {"met": True},
+        "target": {"max_ratio": 2.5, "met": True},
     },
     "rerun": {
         "wall": summary(16.2),
@@ -23,13 +23,14 @@ RESULTS = {
         "gke_writes_max": 0,
         "k8s_reads": summary(20),
         "k8s_writes_max": 0,
-        "target": {"met": False},
+        "target": {"max_seconds": 6.0, "met": False},
     },
     "upgrade": {
         "ansible": {"wall": summary(16.0)},
         "raw": {"wall": summary(1.5)},
         "ratio": {"median_of_ratios": 10.667},
-        "target": {"met": False},
+        "overhead": {"median_of_differences": 14.5},
+        "target": {"max_overhead_seconds": 2.0, "met": False},
     },
     "lbwait": {
         "return_latency": summary(0.004),
@@ -59,13 +60,13 @@ def test_rows_state_figures_targets_and_verdicts():
     assert rows[0] == (
         "Full deploy vs raw script (from nothing to endpoints)",
         "75.0 s vs 50.0 s: **1.50x**",
-        "<= 1.5x",
+        "<= 2.5x",
         "met",
     )
     assert rows[1][0] == "Converged re-run of deploy.yml"
     assert rows[1][1].startswith("16.2 s, changed=0")
-    assert rows[1][3] == "**missed**"
-    assert rows[2][1:] == ("16.0 s vs 1.5 s: **10.67x**", "<= 1.3x", "**missed**")
+    assert rows[1][2:] == ("<= 6.0 s, 0 changed, 0 writes", "**missed**")
+    assert rows[2][1:] == ("16.0 s vs 1.5 s: **+14.5 s** (10.67x)", "<= +2.0 s", "**missed**")
     assert rows[3][1] == (
         "0.004 s (seen after 0.002 s; the `ansible` process exits after 0.35 s; 3 valid runs)"
     )

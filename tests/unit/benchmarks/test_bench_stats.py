@@ -50,3 +50,11 @@ def test_paired_ratios_skip_failed_runs():
     result = stats.paired_ratios([(None, 10.0), (20.0, 10.0)])
     assert result["per_run"] == [None, 2.0]
     assert result["median_of_ratios"] == 2.0
+
+
+def test_paired_differences_are_per_run_overheads_and_skip_failed_runs():
+    # Per run: 3.0, 0.5, 0.0 and a failed run. Their median (0.5) is not the
+    # difference of the medians (11.0 - 9.75 = 1.25).
+    pairs = [(12.0, 9.0), (10.0, 9.5), (11.0, 11.0), (None, 10.0)]
+    result = stats.paired_differences(pairs)
+    assert result == {"median_of_differences": 0.5, "per_run": [3.0, 0.5, 0.0, None]}
