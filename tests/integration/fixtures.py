@@ -27,6 +27,14 @@ def admin(sandbox: dict[str, str]) -> harness.AdminApi:
     return api
 
 
+@pytest.fixture(scope="session")
+def real_node(admin: harness.AdminApi) -> None:
+    """Skip (never pass) a test of real pods when the sandbox has no real node, with why."""
+    reason = admin.state().get("realNodeDisabled")
+    if reason:
+        pytest.skip(f"no real node in this sandbox: {reason}")
+
+
 # Every variable a verifier reads, resolved once per scenario as the playbooks see it.
 SETTINGS = (
     "gke_cluster_name",

@@ -25,11 +25,8 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def real_node(admin):
-    reason = admin.state().get("realNodeDisabled")
-    if reason:
-        pytest.skip(f"no real node in this sandbox: {reason}")
+# Real pods only: skipped, with the reason, in a sandbox without a real node.
+pytestmark = pytest.mark.usefixtures("real_node")
 
 
 @pytest.fixture(scope="module")

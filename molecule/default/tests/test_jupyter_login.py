@@ -28,11 +28,8 @@ REQUEST_TIMEOUT = 20
 XSRF_FIELD = re.compile(r'name="_xsrf"\s+value="([^"]+)"')
 
 
-@pytest.fixture(scope="module", autouse=True)
-def real_node(admin):
-    reason = admin.state().get("realNodeDisabled")
-    if reason:
-        pytest.skip(f"no real node in this sandbox: {reason}")
+# Real pods only: skipped, with the reason, in a sandbox without a real node.
+pytestmark = pytest.mark.usefixtures("real_node")
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,8 @@ UNPULLABLE = "127.0.0.1:9/dask/dask"
 PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def real_node(admin):
-    reason = admin.state().get("realNodeDisabled")
-    if reason:
-        pytest.skip(f"no real node in this sandbox: {reason}")
+# Real pods only: skipped, with the reason, in a sandbox without a real node.
+pytestmark = pytest.mark.usefixtures("real_node")
 
 
 @pytest.fixture(scope="module")
