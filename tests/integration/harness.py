@@ -29,6 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 # Every playbook output of the suite is kept here (git-ignored), one file per run.
 RUN_LOG_ROOT = ARTIFACTS_DIR / "integration"
+# Seconds for POST /images: a cold build of both Dask images takes up to 8 minutes here.
+IMAGES_TIMEOUT = 1800
 
 # Where a failed run explains itself: a task failure or an error line.
 FAILURE_START = re.compile(r"^(fatal:|failed:|ERROR!|\[ERROR\])", re.MULTILINE)
@@ -72,7 +74,7 @@ class AdminApi:
         # Loopback only: never route admin calls through a proxy from the environment.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - base_url is the loopback admin URL
             self.base_url + path,
@@ -81,7 +83,7 @@ class AdminApi:
             headers={"Content-Type": "application/json"},
         )
         try:
-            with self._opener.open(request, timeout=10) as response:
+            with self._opener.open(request, timeout=timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
@@ -109,6 +111,12 @@ class AdminApi:
     def expire_tokens(self) -> int:
         """End every Google access token issued so far (as an hour passing would)."""
         return self._call("POST", "/tokens/expire")["expired"]
+
+    def add_dask_images(self, version: str) -> list[str]:
+        """Build (cached) and import a Dask version's images into the real nodes, as a
+        registry would serve them; returns the versions the nodes carry."""
+        answer = self._call("POST", "/images", {"dask_version": version}, timeout=IMAGES_TIMEOUT)
+        return answer["dask_versions"]
 
     def leaked_forwarding_rules(self) -> list[dict]:
         """Forwarding rules a cluster delete left behind (LoadBalancers deleted last)."""
