@@ -35,6 +35,16 @@ def real_node(admin: harness.AdminApi) -> None:
         pytest.skip(f"no real node in this sandbox: {reason}")
 
 
+@pytest.fixture(scope="session")
+def jupyter_password(settings: dict, scenario_vars: dict) -> str:
+    """The password the role used: the scenario's own, else the one it generated. Never the
+    file alone: an earlier scenario may have left a file of another password."""
+    if scenario_vars.get("dask_chart_jupyter_password"):
+        return scenario_vars["dask_chart_jupyter_password"]
+    path = repo_path(settings["dask_chart_jupyter_password_file"])
+    return path.read_text().strip()
+
+
 # Every variable a verifier reads, resolved once per scenario as the playbooks see it.
 SETTINGS = (
     "gke_cluster_name",

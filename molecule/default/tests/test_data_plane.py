@@ -177,19 +177,18 @@ def test_a_browser_renders_the_dashboard_with_every_worker(
     screenshot(browser, "dashboard")
 
 
-def test_a_browser_logs_in_to_jupyter_with_the_generated_password(browser, endpoints, settings):
+def test_a_browser_logs_in_to_jupyter_with_the_role_password(browser, endpoints, jupyter_password):
     from selenium.webdriver.common.by import By  # noqa: PLC0415
     from selenium.webdriver.support import expected_conditions as ec  # noqa: PLC0415
     from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
-    password_file = Path(settings["dask_chart_jupyter_password_file"])
     browser.get(endpoints["jupyter_url"])
     field = WebDriverWait(browser, TIMEOUT).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=password]"))
     )
     assert "/login" in browser.current_url, "Jupyter must ask for the password"
     screenshot(browser, "jupyter-login")
-    field.send_keys(password_file.read_text().strip())
+    field.send_keys(jupyter_password)
     field.submit()
     WebDriverWait(browser, TIMEOUT).until(
         ec.presence_of_element_located((By.ID, "jp-main-dock-panel"))

@@ -48,16 +48,6 @@ def jupyter(endpoints_file: Path) -> str:
     return base
 
 
-@pytest.fixture(scope="module")
-def password(settings, scenario_vars) -> str:
-    """The scenario's own password, else the one the role generated (never logged)."""
-    if scenario_vars.get("dask_chart_jupyter_password"):
-        return scenario_vars["dask_chart_jupyter_password"]
-    path = Path(settings["dask_chart_jupyter_password_file"])
-    path = path if path.is_absolute() else harness.REPO_ROOT / path
-    return path.read_text().strip()
-
-
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None  # answer the 302 itself: where it points is part of the check
@@ -102,9 +92,9 @@ class Browser:
         return any(cookie.name.startswith("username-") for cookie in self.cookies)
 
 
-def test_the_role_password_logs_in_and_opens_the_api(jupyter, password):
+def test_the_role_password_logs_in_and_opens_the_api(jupyter, jupyter_password):
     browser = Browser(jupyter)
-    status, headers, _ = browser.log_in(password)
+    status, headers, _ = browser.log_in(jupyter_password)
     assert status == 302, f"the login was not accepted ({status})"
     assert headers.get("Location", "").endswith("/lab")
     assert browser.logged_in(), "no login cookie after a successful login"
