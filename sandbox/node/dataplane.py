@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.node import cgroups, network
-from sandbox.node.commands import NodeError
+from sandbox.node.commands import NodeError, run
 from sandbox.node.loadbalancer import Cloud, ForwardingRules, LoadBalancerController
 from sandbox.node.netplan import (
     NodeNetwork,
@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 
 MODE_VARIABLE = "DASK_GKE_SANDBOX_REAL_NODE"  # auto (default), on, off
 IMPORT_TIMEOUT = 600  # seconds for ctr to import one node's images
+# Stand-in image -> the other tags it is served under: the tiller scenario deploys a
+# Tiller v2.16.0 to prove the Helm 2 client refuses it.
+STAND_IN_TAGS = {"ghcr.io/helm/tiller:v2.17.0": ("ghcr.io/helm/tiller:v2.16.0",)}
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,27 @@ class DataPlane:
             images.import_images(ctr, address, archives, timeout=IMPORT_TIMEOUT)
         except Exception as error:  # ImageError, or ctr failing
             raise NodeError(f"importing images into {address}: {error}") from error
+        # A registry serves every release: the stand-ins also answer to the older tags
+        # the tests deploy (tagged here, so the image cache keys stay as they are).
+        imported = {ref for archive in archives for ref in archive.refs}
+        for source, extra in STAND_IN_TAGS.items():
+            if source in imported:
+                for tag in extra:
+                    run(
+                        [
+                            str(ctr),
+                            "-a",
+                            str(address),
+                            "-n",
+                            "k8s.io",
+                            "images",
+                            "tag",
+                            "--force",
+                            source,
+                            tag,
+                        ],
+                        timeout=IMPORT_TIMEOUT,
+                    )
 
     def add_dask_version(self, version: str) -> None:
         """Build (if needed) and import a Dask version's images into every real node."""
