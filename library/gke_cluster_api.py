@@ -18,10 +18,10 @@ description:
     O(retry.max_delay), jittered) until O(retry.timeout) seconds have gone; an answer
     FAILED_PRECONDITION that names the operation holding the cluster waits for that operation
     to end (bounded by O(timeout)) and then retries at once; anything else fails at once."
-  - A module that waits for a GKE operation runs asynchronously and is stopped after
+  - "A module that waits for a GKE operation runs asynchronously and is stopped after
     O(timeout) seconds (the google.cloud modules poll without a limit). After a write, the
     operations it started are read back: one that ended with an error fails the task with
-    GKE's message (the modules report those as success).
+    GKE's message (the modules report those as success)."
   - Runs on the control node; module runs go through the task's connection as usual.
 version_added: "1.0.0"
 author:

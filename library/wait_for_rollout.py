@@ -330,7 +330,7 @@ class RolloutWaiter(ListWatchWaiter):
         for name in self.wanted():
             if name not in self.objects or self.ready(name):
                 continue
-            pods, _ = self.list_pods(name, field_selector="status.phase=Pending")
+            pods, _version = self.list_pods(name, field_selector="status.phase=Pending")
             reasons = [reason for pod in pods for reason in pod_reasons(pod, only=IMAGE_FAILURES)]
             if reasons:
                 self.pod_failures[name] = "; ".join(reasons)

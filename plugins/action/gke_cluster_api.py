@@ -7,6 +7,7 @@ Its documentation is plugins/modules/gke_cluster_api.py (library/ in the reposit
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -216,9 +217,9 @@ class GoogleConnection:
             return google.auth.compute_engine.Credentials()
         adc_file = self.environment.get("GOOGLE_APPLICATION_CREDENTIALS")
         if adc_file:
-            credentials, _ = google.auth.load_credentials_from_file(adc_file, scopes=SCOPES)
+            credentials, _project = google.auth.load_credentials_from_file(adc_file, scopes=SCOPES)
         else:
-            credentials, _ = google.auth.default(scopes=SCOPES)
+            credentials, _project = google.auth.default(scopes=SCOPES)
         return credentials
 
     def session(self):
@@ -267,7 +268,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(
+        _spec, args = self.validate_argument_spec(
             argument_spec=self.ARGUMENT_SPEC,
             required_one_of=[["module", "requests", "access_token"]],
             mutually_exclusive=[["module", "requests", "access_token"]],
@@ -373,7 +374,7 @@ class ActionModule(ActionBase):
                 return found, None
             return found, judge(response.text, response.status_code)
 
-        outcome, _ = self._retrying(attempt, f"GET {url}")
+        outcome, _attempts = self._retrying(attempt, f"GET {url}")
         return outcome
 
     # ---- modules ------------------------------------------------------------------
@@ -515,30 +516,31 @@ class ActionModule(ActionBase):
 
     # ---- raw reads ----------------------------------------------------------------
 
+    def _request_once(self, call: dict, method: str, allowed: set[int]):
+        """One raw call: (what it found, why to retry or None)."""
+        found = {}
+        try:
+            response = self._google.session().request(
+                method, call["url"], json=call.get("body"), timeout=REQUEST_TIMEOUT
+            )
+        except requests.RequestException as error:
+            found.update(status=None, json=None, msg=str(error))
+            return found, judge(str(error))
+        found.update(status=response.status_code, json=_json_of(response))
+        if response.status_code < HTTP_REDIRECTS or response.status_code in allowed:
+            return found, None
+        found["msg"] = (
+            f"{method} {call['url']}: HTTP {response.status_code}: {response.text[:1000]}"
+        )
+        return found, judge(response.text, response.status_code)
+
     def _run_requests(self, calls: dict, allowed: set[int]) -> dict:
         responses = {}
         for name, spec in calls.items():
             call = spec if isinstance(spec, dict) else {"url": spec}
             method = call.get("method", "GET").upper()
-            found = {}
-
-            def attempt(call=call, method=method, allowed=allowed, found=found):
-                try:
-                    response = self._google.session().request(
-                        method, call["url"], json=call.get("body"), timeout=REQUEST_TIMEOUT
-                    )
-                except requests.RequestException as error:
-                    found.update(status=None, json=None, msg=str(error))
-                    return found, judge(str(error))
-                found.update(status=response.status_code, json=_json_of(response))
-                if response.status_code < HTTP_REDIRECTS or response.status_code in allowed:
-                    return found, None
-                found["msg"] = (
-                    f"{method} {call['url']}: HTTP {response.status_code}: {response.text[:1000]}"
-                )
-                return found, judge(response.text, response.status_code)
-
-            outcome, _ = self._retrying(attempt, f"{method} {call['url']}")
+            attempt = functools.partial(self._request_once, call, method, allowed)
+            outcome, _attempts = self._retrying(attempt, f"{method} {call['url']}")
             if outcome.get("status") is None or (
                 outcome["status"] >= HTTP_REDIRECTS and outcome["status"] not in allowed
             ):
