@@ -35,9 +35,22 @@ options:
     type: dict
     required: true
   retry:
-    description: timeout (total seconds), delay (first delay), max_delay (seconds).
+    description: The retry policy; omitted keys take their defaults.
     type: dict
     default: {}
+    suboptions:
+      timeout:
+        description: Total seconds the retries of one call may take.
+        type: int
+        default: 600
+      delay:
+        description: First delay between two tries, in seconds; it doubles after each try.
+        type: int
+        default: 2
+      max_delay:
+        description: Longest delay between two tries, in seconds.
+        type: int
+        default: 60
   module:
     description: FQCN of the google.cloud module to run.
     type: str
@@ -68,6 +81,15 @@ options:
       {current, min_valid}: return O(access_token.current) while Google says it is valid
       for at least min_valid seconds (tokeninfo), else a fresh token from the credentials.
     type: dict
+    suboptions:
+      current:
+        description: The token in use (e.g. the one the kubeconfig holds); empty for a new one.
+        type: str
+        no_log: true
+      min_valid:
+        description: Seconds the returned token must stay valid.
+        type: int
+        default: 600
 attributes:
   check_mode:
     support: full

@@ -396,7 +396,7 @@ def upgraded(deployed, user, admin, sandbox, settings):
     where = (settings["dask_chart_release"], settings["dask_chart_namespace"])
     before = harness.helm_release(sandbox, kubeconfig, *where)
     admin.clear_requests()
-    packages = json.dumps({"dask_chart_extra_pip_packages": ["s3fs", "collection-test-pkg"]})
+    packages = json.dumps({"dask_chart_extra_pip_packages": ["s3fs", "xarray"]})
     result = runbook(user, "deploy.yml", "upgrade", "--tags", "upgrade", "-e", packages)
     after = harness.helm_release(sandbox, kubeconfig, *where)
     values = harness.helm(
@@ -410,7 +410,7 @@ def test_runbook_upgrades_through_helm_only(upgraded):
     assert result.returncode == 0, describe(result)
     assert gke_calls == [], harness.describe_requests(gke_calls)
     assert int(after["revision"]) == int(before["revision"]) + 1
-    assert "collection-test-pkg" in values
+    assert "xarray" in values
 
 
 @pytest.fixture(scope="module")
