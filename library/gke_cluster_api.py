@@ -85,7 +85,6 @@ options:
       current:
         description: The token in use (e.g. the one the kubeconfig holds); empty for a new one.
         type: str
-        no_log: true
       min_valid:
         description: Seconds the returned token must stay valid.
         type: int
