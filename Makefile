@@ -86,7 +86,10 @@ unit: setup sandbox-system-packages ## pytest on library/, module_utils/, sandbo
 integration: sandbox ## Molecule scenarios on the sandbox
 	PATH="$(CURDIR)/$(BIN):$$PATH" tests/integration/run.sh
 
-collection-test: sandbox ## The built collection as a user installs it: clean venv, ansible-test sanity, EE context, FQCN runbook on the sandbox
+# Starts the sandbox in its recipe, not as a prerequisite: within `make test` the
+# prerequisite has already run once, and the molecule scenarios' destroy stopped it.
+collection-test: setup sandbox-system-packages ## The built collection as a user installs it: clean venv, ansible-test sanity, EE context, FQCN runbook on the sandbox
+	$(SANDBOX) up
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider tests/collection
 
 test: lint unit integration collection-test ## Everything CI runs
