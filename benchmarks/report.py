@@ -21,80 +21,95 @@ def _verdict(met: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "n/a"}[met]
 
 
+Row = tuple[str, str, str, bool | None]  # measure, figure, target, met
+
+
+def _median(summary: dict, unit: str = " s", digits: int = 1) -> str:
+    return _fmt(summary["median"], unit, digits)
+
+
+def _versus(ours: dict, baseline: dict) -> str:
+    """The median walls of two measurements: "75.0 s vs 50.0 s"."""
+    return f"{_median(ours['wall'])} vs {_median(baseline['wall'])}"
+
+
+def _ratio(result: dict) -> str:
+    return _fmt(result["ratio"]["median_of_ratios"], "x", 2)
+
+
+def _deploy_rows(deploy: dict) -> list[Row]:
+    figure = f"{_versus(deploy['deploy'], deploy['raw'])}: **{_ratio(deploy)}**"
+    target = deploy["target"]
+    measure = "Full deploy vs raw script (from nothing to endpoints)"
+    return [(measure, figure, f"<= {target['max_ratio']}x", target["met"])]
+
+
+def _rerun_rows(rerun: dict) -> list[Row]:
+    figure = (
+        f"{_median(rerun['wall'])}, changed={rerun['changed_max']}, "
+        f"GKE calls {_median(rerun['gke_calls'], '')} (writes {rerun['gke_writes_max']}), "
+        f"Kubernetes reads {_median(rerun['k8s_reads'], '')} (writes {rerun['k8s_writes_max']})"
+    )
+    target = rerun["target"]
+    limit = f"<= {target['max_seconds']} s, 0 changed, 0 writes"
+    return [("Converged re-run of deploy.yml", figure, limit, target["met"])]
+
+
+def _upgrade_rows(upgrade: dict) -> list[Row]:
+    overhead = _fmt(upgrade["overhead"]["median_of_differences"], " s")
+    figure = f"{_versus(upgrade['ansible'], upgrade['raw'])}: **+{overhead}** ({_ratio(upgrade)})"
+    target = upgrade["target"]
+    measure = "--tags upgrade (one value) vs helm upgrade --wait + LB wait"
+    return [(measure, figure, f"<= +{target['max_overhead_seconds']} s", target["met"])]
+
+
+def _lbwait_rows(lbwait: dict) -> list[Row]:
+    exit_latency = lbwait.get("process_exit_latency", {}).get("median")
+    figure = (
+        f"{_median(lbwait['return_latency'], digits=3)} "
+        f"(seen after {_median(lbwait['seen_latency'], digits=3)}; the `ansible` "
+        f"process exits after {_fmt(exit_latency, ' s', 2)}; "
+        f"{lbwait['return_latency']['runs']} valid runs)"
+    )
+    measure = "LB wait latency (IP assigned -> wait_for_lb_ip returns)"
+    return [(measure, figure, "<= 1 s", lbwait["target"]["met"])]
+
+
+def _scale_rows(scale: dict) -> list[Row]:
+    table = [
+        (
+            f"Scale: {point['nodes']} nodes, {point['workers']} workers",
+            f"{_median(point['wall'])}, peak RSS {_median(point['peak_rss_mib'], ' MiB', 0)}, "
+            f"wait reads {_median(point['wait_reads'], '', 0)}, "
+            f"{point['ok_runs']}/{point['ok_runs'] + point['failed_runs']} ok",
+            "no error",
+            point["failed_runs"] == 0,
+        )
+        for point in scale["points"]
+    ]
+    wait_calls = scale["wait_calls"]
+    measure = "Scale: wait API calls constant in the number of workers"
+    return [*table, (measure, wait_calls["detail"], "constant", wait_calls["met"])]
+
+
+# The table's rows, scenario by scenario, in the order of the table.
+SCENARIO_ROWS = {
+    "deploy": _deploy_rows,
+    "rerun": _rerun_rows,
+    "upgrade": _upgrade_rows,
+    "lbwait": _lbwait_rows,
+    "scale": _scale_rows,
+}
+
+
 def rows(results: dict[str, dict]) -> list[tuple[str, str, str, str]]:
     """(measure, figure, target, verdict) for each scenario present in `results`."""
-    table = []
-    if deploy := results.get("deploy"):
-        table.append(
-            (
-                "Full deploy vs raw script (from nothing to endpoints)",
-                f"{_fmt(deploy['deploy']['wall']['median'], ' s')} vs "
-                f"{_fmt(deploy['raw']['wall']['median'], ' s')}: "
-                f"**{_fmt(deploy['ratio']['median_of_ratios'], 'x', 2)}**",
-                f"<= {deploy['target']['max_ratio']}x",
-                _verdict(deploy["target"]["met"]),
-            )
-        )
-    if rerun := results.get("rerun"):
-        table.append(
-            (
-                "Converged re-run of deploy.yml",
-                f"{_fmt(rerun['wall']['median'], ' s')}, changed={rerun['changed_max']}, "
-                f"GKE calls {_fmt(rerun['gke_calls']['median'])} "
-                f"(writes {rerun['gke_writes_max']}), "
-                f"Kubernetes reads {_fmt(rerun['k8s_reads']['median'])} "
-                f"(writes {rerun['k8s_writes_max']})",
-                f"<= {rerun['target']['max_seconds']} s, 0 changed, 0 writes",
-                _verdict(rerun["target"]["met"]),
-            )
-        )
-    if upgrade := results.get("upgrade"):
-        table.append(
-            (
-                "--tags upgrade (one value) vs helm upgrade --wait + LB wait",
-                f"{_fmt(upgrade['ansible']['wall']['median'], ' s')} vs "
-                f"{_fmt(upgrade['raw']['wall']['median'], ' s')}: "
-                f"**+{_fmt(upgrade['overhead']['median_of_differences'], ' s')}** "
-                f"({_fmt(upgrade['ratio']['median_of_ratios'], 'x', 2)})",
-                f"<= +{upgrade['target']['max_overhead_seconds']} s",
-                _verdict(upgrade["target"]["met"]),
-            )
-        )
-    if lbwait := results.get("lbwait"):
-        exit_latency = lbwait.get("process_exit_latency", {}).get("median")
-        table.append(
-            (
-                "LB wait latency (IP assigned -> wait_for_lb_ip returns)",
-                f"{_fmt(lbwait['return_latency']['median'], ' s', 3)} "
-                f"(seen after {_fmt(lbwait['seen_latency']['median'], ' s', 3)}; the `ansible` "
-                f"process exits after {_fmt(exit_latency, ' s', 2)}; "
-                f"{lbwait['return_latency']['runs']} valid runs)",
-                "<= 1 s",
-                _verdict(lbwait["target"]["met"]),
-            )
-        )
-    if scale := results.get("scale"):
-        for point in scale["points"]:
-            table.append(
-                (
-                    f"Scale: {point['nodes']} nodes, {point['workers']} workers",
-                    f"{_fmt(point['wall']['median'], ' s')}, peak RSS "
-                    f"{_fmt(point['peak_rss_mib']['median'], ' MiB', 0)}, wait reads "
-                    f"{_fmt(point['wait_reads']['median'], '', 0)}, "
-                    f"{point['ok_runs']}/{point['ok_runs'] + point['failed_runs']} ok",
-                    "no error",
-                    _verdict(point["failed_runs"] == 0),
-                )
-            )
-        table.append(
-            (
-                "Scale: wait API calls constant in the number of workers",
-                scale["wait_calls"]["detail"],
-                "constant",
-                _verdict(scale["wait_calls"]["met"]),
-            )
-        )
-    return table
+    return [
+        (measure, figure, target, _verdict(met))
+        for scenario, scenario_rows in SCENARIO_ROWS.items()
+        if (result := results.get(scenario))
+        for measure, figure, target, met in scenario_rows(result)
+    ]
 
 
 def render(results: dict[str, dict], machine: dict | None) -> str:
