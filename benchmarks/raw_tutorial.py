@@ -123,6 +123,41 @@ def service_names(release: str) -> list[str]:
     return [f"{fullname}-{service}" for service in SERVICES]
 
 
+def helm_wait_and_lb_ips(
+    steps: Steps,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    command: str,
+    kubeconfig: Path,
+    *options: str,
+) -> dict[str, str]:
+    """`helm <command> --wait` of the release with `options`, then the LoadBalancer IPs."""
+    with steps.step(f"helm {command} --wait"):
+        run_helm(
+            env,
+            [
+                command,
+                args.release,
+                f"{args.repo_name}/dask",
+                "--version",
+                args.chart_version,
+                "--namespace",
+                args.namespace,
+                "--kubeconfig",
+                str(kubeconfig),
+                "--wait",
+                "--timeout",
+                f"{int(args.timeout)}s",
+                *options,
+            ],
+            args.timeout + 30,
+        )
+    with steps.step("LoadBalancer IPs"):
+        return wait_for_lb_ips(
+            kubeconfig, args.namespace, service_names(args.release), args.timeout
+        )
+
+
 def install(args: argparse.Namespace, env: dict[str, str]) -> dict:
     gke = Gke(env, args.location)
     steps = Steps()
@@ -151,36 +186,20 @@ def install(args: argparse.Namespace, env: dict[str, str]) -> dict:
                 args.timeout,
             )
             run_helm(env, ["repo", "update", args.repo_name], args.timeout)
-        with steps.step("helm install --wait"):
-            run_helm(
-                env,
-                [
-                    "install",
-                    args.release,
-                    f"{args.repo_name}/dask",
-                    "--version",
-                    args.chart_version,
-                    "--namespace",
-                    args.namespace,
-                    "--create-namespace",
-                    "--kubeconfig",
-                    str(kubeconfig),
-                    "--wait",
-                    "--timeout",
-                    f"{int(args.timeout)}s",
-                    "--set",
-                    "scheduler.serviceType=LoadBalancer",
-                    "--set",
-                    "jupyter.serviceType=LoadBalancer",
-                    "--set",
-                    f"worker.replicas={args.workers}",
-                ],
-                args.timeout + 30,
-            )
-        with steps.step("LoadBalancer IPs"):
-            addresses = wait_for_lb_ips(
-                kubeconfig, args.namespace, service_names(args.release), args.timeout
-            )
+        addresses = helm_wait_and_lb_ips(
+            steps,
+            env,
+            args,
+            "install",
+            kubeconfig,
+            "--create-namespace",
+            "--set",
+            "scheduler.serviceType=LoadBalancer",
+            "--set",
+            "jupyter.serviceType=LoadBalancer",
+            "--set",
+            f"worker.replicas={args.workers}",
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return steps.result(addresses=addresses)
@@ -189,32 +208,16 @@ def install(args: argparse.Namespace, env: dict[str, str]) -> dict:
 def upgrade(args: argparse.Namespace, env: dict[str, str]) -> dict:
     """helm upgrade --wait with one changed value, then the LoadBalancer IPs."""
     steps = Steps()
-    with steps.step("helm upgrade --wait"):
-        run_helm(
-            env,
-            [
-                "upgrade",
-                args.release,
-                f"{args.repo_name}/dask",
-                "--version",
-                args.chart_version,
-                "--namespace",
-                args.namespace,
-                "--kubeconfig",
-                str(args.kubeconfig),
-                "--reuse-values",
-                "--set",
-                f"worker.replicas={args.workers}",
-                "--wait",
-                "--timeout",
-                f"{int(args.timeout)}s",
-            ],
-            args.timeout + 30,
-        )
-    with steps.step("LoadBalancer IPs"):
-        addresses = wait_for_lb_ips(
-            args.kubeconfig, args.namespace, service_names(args.release), args.timeout
-        )
+    addresses = helm_wait_and_lb_ips(
+        steps,
+        env,
+        args,
+        "upgrade",
+        args.kubeconfig,
+        "--reuse-values",
+        "--set",
+        f"worker.replicas={args.workers}",
+    )
     return steps.result(addresses=addresses)
 
 

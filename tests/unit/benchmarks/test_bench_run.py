@@ -118,3 +118,36 @@ def test_cpu_ticks_grow_while_a_process_works():
         pass
     assert run.cpu_ticks(pid) > before
     assert run.cpu_ticks("999999999") is None
+
+
+def test_raw_upgrade_runs_helm_upgrade_wait_then_polls_the_lb_ips(monkeypatch, tmp_path):
+    helm_calls, lb_waits = [], []
+    monkeypatch.setattr(raw_tutorial, "run_helm", lambda *call: helm_calls.append(call))
+    monkeypatch.setattr(
+        raw_tutorial, "wait_for_lb_ips", lambda *call: lb_waits.append(call) or {"a": "1.2.3.4"}
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    args = raw_tutorial.parse_args(["upgrade", "--workers", "4", "--kubeconfig", str(kubeconfig)])
+    result = raw_tutorial.upgrade(args, {})
+    assert list(result["phases"]) == ["helm upgrade --wait", "LoadBalancer IPs"]
+    assert result["addresses"] == {"a": "1.2.3.4"}
+    [(_, argv, timeout)] = helm_calls
+    assert argv == [
+        "upgrade",
+        "dask",
+        "dask/dask",
+        "--version",
+        "2024.1.1",
+        "--namespace",
+        "dask",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--wait",
+        "--timeout",
+        "600s",
+        "--reuse-values",
+        "--set",
+        "worker.replicas=4",
+    ]
+    assert timeout == 630.0
+    assert lb_waits == [(kubeconfig, "dask", ["dask-scheduler", "dask-jupyter"], 600.0)]
