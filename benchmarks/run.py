@@ -155,6 +155,24 @@ def wait_until_idle(limit: float) -> list[str]:
 # ---- one benchmark session ---------------------------------------------------
 
 
+def run_record(label: str, run: ansible_run.AnsibleRun, gke_requests: list[dict]) -> dict:
+    """What every measured process records (deploy.yml or the raw script): outcome, wall
+    time (None when it failed), memory, load, log and the GKE API calls it made."""
+    return {
+        "label": label,
+        "ok": run.ok,
+        "wall": run.wall if run.ok else None,
+        "peak_rss_mib": round(run.peak_rss_bytes / MIB, 1),
+        "load_average": os.getloadavg(),
+        "log": str(run.log.relative_to(REPO_ROOT)),
+        "error_tail": run.output_tail,
+        "gke_calls": {
+            "total": len(gke_requests),
+            "writes": sum(1 for r in gke_requests if r["method"] != "GET"),
+        },
+    }
+
+
 class Bench:
     """The sandbox, the benchmark cluster and the runs made on it."""
 
@@ -226,20 +244,9 @@ class Bench:
 
     def _ansible_record(self, label: str, run: ansible_run.AnsibleRun, gke_requests: list) -> dict:
         document = run.timings
-        record = {
-            "label": label,
-            "ok": run.ok,
+        record = run_record(label, run, gke_requests) | {
             "returncode": run.returncode,
-            "wall": run.wall if run.ok else None,
             "wall_even_if_failed": run.wall,
-            "peak_rss_mib": round(run.peak_rss_bytes / MIB, 1),
-            "load_average": os.getloadavg(),
-            "log": str(run.log.relative_to(REPO_ROOT)),
-            "error_tail": run.output_tail,
-            "gke_calls": {
-                "total": len(gke_requests),
-                "writes": sum(1 for r in gke_requests if r["method"] != "GET"),
-            },
         }
         if document:
             record |= {
@@ -271,20 +278,7 @@ class Bench:
         if phases:  # so that the phases add up to the wall time, as the deploy's do
             phases[RAW_OVERHEAD] = round(max(0.0, run.wall - sum(phases.values())), 3)
         log(f"{label}: {'ok' if run.ok else 'FAILED'} in {run.wall:.1f} s")
-        return {
-            "label": label,
-            "ok": run.ok,
-            "wall": run.wall if run.ok else None,
-            "peak_rss_mib": round(run.peak_rss_bytes / MIB, 1),
-            "phases": phases,
-            "load_average": os.getloadavg(),
-            "log": str(run.log.relative_to(REPO_ROOT)),
-            "error_tail": run.output_tail,
-            "gke_calls": {
-                "total": len(gke_requests),
-                "writes": sum(1 for r in gke_requests if r["method"] != "GET"),
-            },
-        }
+        return run_record(label, run, gke_requests) | {"phases": phases}
 
 
 # ---- scenarios ----------------------------------------------------------------

@@ -151,3 +151,24 @@ def test_raw_upgrade_runs_helm_upgrade_wait_then_polls_the_lb_ips(monkeypatch, t
     ]
     assert timeout == 630.0
     assert lb_waits == [(kubeconfig, "dask", ["dask-scheduler", "dask-jupyter"], 600.0)]
+
+
+def test_run_record_of_a_failed_run_keeps_no_wall_time():
+    failed = ansible_run.AnsibleRun(
+        argv=["deploy.yml"],
+        returncode=2,
+        wall=12.5,
+        started=100.0,
+        ended=112.5,
+        peak_rss_bytes=3 * run.MIB,
+        log=run.RUNS_DIR / "t" / "deploy-1.log",
+        output_tail="fatal: boom",
+    )
+    requests = [{"method": "GET"}, {"method": "POST"}, {"method": "GET"}]
+    record = run.run_record("deploy-1", failed, requests)
+    assert record["ok"] is False
+    assert record["wall"] is None
+    assert record["peak_rss_mib"] == 3.0
+    assert record["log"] == "benchmarks/.runs/t/deploy-1.log"
+    assert record["error_tail"] == "fatal: boom"
+    assert record["gke_calls"] == {"total": 3, "writes": 1}
