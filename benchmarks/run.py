@@ -40,6 +40,13 @@ TARGETS = {
 }
 DEPLOY_TIMEOUT = 1200.0  # seconds for one deploy.yml or raw install
 SCALE_TIMEOUT = 2400.0
+# The roles' wait bounds for the scale points, scaled up for the big points; still bounded.
+SCALE_ROLE_TIMEOUTS = {
+    "gke_cluster_ready_timeout": 900,
+    "dask_chart_ready_timeout": 900,
+    "dask_chart_helm_timeout": 900,
+    "dask_chart_lb_timeout": 300,
+}
 CLEANUP_TIMEOUT = 600.0
 BUSY_COMMANDS = ("ansible-playbook", "molecule", "pytest")
 MIB = 1024 * 1024
@@ -516,25 +523,18 @@ def parse_points(text: str) -> list[tuple[int, int]]:
 
 def scenario_scale(bench: Bench) -> dict:
     """deploy.yml from nothing at each (nodes, workers) point."""
-    # Bounds scaled up for the big points; still bounded.
-    extra = {
-        "gke_cluster_ready_timeout": 900,
-        "dask_chart_ready_timeout": 900,
-        "dask_chart_helm_timeout": 900,
-        "dask_chart_lb_timeout": 300,
-    }
     # Fake nodes only: hundreds of workers cannot run for real on 2 cores, and the
     # scale points measure the control plane's side (waits, API calls, memory).
     real_node = bench.admin.real_node()
     bench.admin.set_real_node(False)
     try:
-        return scale_points(bench, extra)
+        return scale_points(bench)
     finally:
         if real_node:
             bench.admin.set_real_node(True)
 
 
-def scale_points(bench: Bench, extra: dict) -> dict:
+def scale_points(bench: Bench) -> dict:
     args = bench.args
     points = []
     for nodes, workers in args.scale_points:
@@ -543,7 +543,7 @@ def scale_points(bench: Bench, extra: dict) -> dict:
             bench.cleanup()
             record = bench.deploy(
                 f"scale-{nodes}n-{workers}w-{index + 1}",
-                bench.sizes(nodes, workers, **extra),
+                bench.sizes(nodes, workers, **SCALE_ROLE_TIMEOUTS),
                 SCALE_TIMEOUT,
             )
             record["wait_reads"] = sum(w["reads"] or 0 for w in record.get("wait_api_calls", []))
