@@ -14,34 +14,39 @@ def iso(epoch_seconds):
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
 
 
-def test_assigned_times_take_the_first_ip_after_the_clear():
-    events = [
-        (90.0, "dask-scheduler", True),  # the initial list, before the clear
-        (90.0, "dask-jupyter", True),
-        (100.1, "dask-scheduler", False),  # the clear
-        (100.2, "dask-jupyter", False),
-        (105.3, "dask-jupyter", True),
-        (105.4, "dask-scheduler", True),
-        (106.0, "dask-scheduler", True),  # a later update
-        (105.5, "other", True),
-    ]
-    assert lb_latency.assigned_times(events, NAMES, after=100.0) == {
-        "dask-scheduler": 105.4,
-        "dask-jupyter": 105.3,
-    }
+FIRST_IP_AFTER_THE_CLEAR = [
+    (90.0, "dask-scheduler", True),  # the initial list, before the clear
+    (90.0, "dask-jupyter", True),
+    (100.1, "dask-scheduler", False),  # the clear
+    (100.2, "dask-jupyter", False),
+    (105.3, "dask-jupyter", True),
+    (105.4, "dask-scheduler", True),
+    (106.0, "dask-scheduler", True),  # a later update
+    (105.5, "other", True),
+]
+# The watch delivered the scheduler's initial state (with its old IP) just after
+# the clear started: only an IP after the scheduler's own cleared event counts.
+INITIAL_EVENT_AFTER_THE_CLEAR_TIME = [
+    (99.9, "dask-jupyter", True),
+    (100.05, "dask-scheduler", True),  # initial ADDED, old IP
+    (100.1, "dask-jupyter", False),
+    (100.2, "dask-scheduler", False),
+    (105.3, "dask-jupyter", True),
+    (105.4, "dask-scheduler", True),
+]
 
 
-def test_an_initial_event_arriving_after_the_clear_time_is_not_an_assignment():
-    # The watch delivered the scheduler's initial state (with its old IP) just after
-    # the clear started: only an IP after the scheduler's own cleared event counts.
-    events = [
-        (99.9, "dask-jupyter", True),
-        (100.05, "dask-scheduler", True),  # initial ADDED, old IP
-        (100.1, "dask-jupyter", False),
-        (100.2, "dask-scheduler", False),
-        (105.3, "dask-jupyter", True),
-        (105.4, "dask-scheduler", True),
-    ]
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param(FIRST_IP_AFTER_THE_CLEAR, id="the first IP after the clear"),
+        pytest.param(
+            INITIAL_EVENT_AFTER_THE_CLEAR_TIME,
+            id="an initial event after the clear time is not an assignment",
+        ),
+    ],
+)
+def test_assigned_times_are_the_first_ips_after_each_services_clear(events):
     assert lb_latency.assigned_times(events, NAMES, after=100.0) == {
         "dask-scheduler": 105.4,
         "dask-jupyter": 105.3,
