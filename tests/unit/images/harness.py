@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sandbox.node.commands import NodeError, in_netns
 from sandbox.node.runtime import containerd_base_config, mounts_under, unmount_under
+from sandbox.subprocesses import start_logged
 
 NAMESPACE = "k8s.io"
 START_TIMEOUT = 30.0
@@ -54,13 +55,7 @@ class Containerd:
             )
         )
         with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [tool("containerd"), "--config", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.process = start_logged([tool("containerd"), "--config", str(config)], log)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.socket.exists() and self.ctr("version", check=False).returncode == 0:
