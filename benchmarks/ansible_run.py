@@ -11,6 +11,7 @@ from pathlib import Path
 
 from benchmarks.procmem import PeakTreeMemory
 from benchmarks.sandbox_api import REPO_ROOT, BenchError
+from sandbox.subprocesses import start_logged
 
 BENCH_DIR = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -64,14 +65,7 @@ def run(
     with log.open("w", encoding="utf-8") as output:
         started = time.time()
         # Own session: on timeout the whole tree (modules, helm) is stopped, and only it.
-        process = subprocess.Popen(
-            argv,
-            cwd=REPO_ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        process = start_logged(argv, output, cwd=REPO_ROOT, env=env)
         with PeakTreeMemory(process.pid) as memory:
             try:
                 returncode = process.wait(timeout=timeout)

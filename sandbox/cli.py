@@ -27,6 +27,7 @@ from sandbox.emulator.tokens import make_service_account_key
 from sandbox.node.commands import NodeError
 from sandbox.node.processes import alive, read_pid, stop_pid
 from sandbox.pypi import host_port
+from sandbox.subprocesses import start_logged
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "sandbox" / "tools" / "build.sh"
@@ -225,15 +226,7 @@ def start_daemon(sandbox: Path, bin_dir: Path, backend: str) -> int:
     env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     env["PYTHONPATH"] = str(REPO_ROOT)
     with log_path.open("a", encoding="utf-8") as log_file:
-        process = subprocess.Popen(
-            argv,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = start_logged(argv, log_file, cwd=REPO_ROOT, env=env)
     (sandbox / "pids" / "daemon.pid").write_text(f"{process.pid}\n")
     deadline = time.monotonic() + HEALTH_TIMEOUT
     while time.monotonic() < deadline:

@@ -59,6 +59,12 @@ def _positive_int(value, name: str) -> int:
     return value
 
 
+def _seconds(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise FaultSettingsError(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
 def validate(settings) -> dict:
     """Check a PUT /faults body; return it normalised (defaults filled in)."""
     if not isinstance(settings, dict):
@@ -79,12 +85,9 @@ def _operations(ops) -> dict:
     types = ops.get("types", list(OPERATION_TYPES))
     if not isinstance(types, list) or not set(types) <= set(OPERATION_TYPES):
         raise FaultSettingsError(f"operations.types must be a list of {OPERATION_TYPES}")
-    seconds = ops.get("seconds", 5)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise FaultSettingsError(f"operations.seconds must be >= 0, got {seconds!r}")
     return {
         "mode": ops["mode"],
-        "seconds": seconds,
+        "seconds": _seconds(ops.get("seconds", 5), "operations.seconds"),
         "count": _positive_int(ops.get("count", 1), "operations.count"),
         "types": types,
     }
@@ -141,12 +144,9 @@ def _background(background) -> dict:
         raise FaultSettingsError(
             f"background_operations.trigger must be one of {BACKGROUND_TRIGGERS}"
         )
-    seconds = background.get("seconds", 30)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise FaultSettingsError(f"background_operations.seconds must be >= 0, got {seconds!r}")
     return {
         "type": background["type"],
-        "seconds": seconds,
+        "seconds": _seconds(background.get("seconds", 30), "background_operations.seconds"),
         "trigger": trigger,
         "count": _positive_int(background.get("count", 1), "background_operations.count"),
     }

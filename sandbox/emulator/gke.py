@@ -566,28 +566,22 @@ class GkeService:
             cluster.pools[pool["name"]] = pool
             cluster.pool_sizes[pool["name"]] = pool["initialNodeCount"]
             count = cluster.node_count(pool["name"])
-            cluster.begin_pool_operation()
 
-            def succeeded(_):
+            def running(_):
                 pool["status"] = "RUNNING"
-                cluster.end_pool_operation()
 
-            def failed(message):
-                pool["status"] = "ERROR"
-                cluster.end_pool_operation()
-                pool["statusMessage"] = message
-
-            return self._start(
+            return self._start_pool_operation(
                 cluster,
                 "CREATE_NODE_POOL",
-                pool["selfLink"],
+                pool,
                 Steps(
                     lambda: self._backend.ensure_node_pool(
                         cluster.backend_id, pool["name"], count, pool["config"]["machineType"]
                     ),
-                    succeeded,
-                    failed,
+                    succeeded=running,
+                    failed=lambda _: None,
                 ),
+                failed_status="ERROR",
             )
 
     def delete_node_pool(
@@ -598,27 +592,21 @@ class GkeService:
             pool = self._pool(cluster, pool_name)
             self._check_idle(cluster)
             pool["status"] = "STOPPING"
-            cluster.begin_pool_operation()
 
-            def succeeded(_):
+            def forget(_):
                 cluster.pools.pop(pool_name, None)
                 cluster.pool_sizes.pop(pool_name, None)
-                cluster.end_pool_operation()
 
-            def failed(message):
-                pool["status"] = "ERROR"
-                pool["statusMessage"] = message
-                cluster.end_pool_operation()
-
-            return self._start(
+            return self._start_pool_operation(
                 cluster,
                 "DELETE_NODE_POOL",
-                pool["selfLink"],
+                pool,
                 Steps(
                     lambda: self._backend.delete_node_pool(cluster.backend_id, pool_name),
-                    succeeded,
-                    failed,
+                    succeeded=forget,
+                    failed=lambda _: None,
                 ),
+                failed_status="ERROR",
             )
 
     def set_node_pool_size(
@@ -639,29 +627,25 @@ class GkeService:
             cluster.pool_sizes[pool_name] = size
             count = cluster.node_count(pool_name)
             pool["status"] = "RECONCILING"
-            cluster.begin_pool_operation()
 
-            def succeeded(_):
+            def running(_):
                 pool["status"] = "RUNNING"
-                cluster.end_pool_operation()
 
-            def failed(message):
+            def restore_size(_):
                 cluster.pool_sizes[pool_name] = previous
-                pool["status"] = "RUNNING_WITH_ERROR"
-                pool["statusMessage"] = message
-                cluster.end_pool_operation()
 
-            return self._start(
+            return self._start_pool_operation(
                 cluster,
                 "SET_NODE_POOL_SIZE",
-                pool["selfLink"],
+                pool,
                 Steps(
                     lambda: self._backend.ensure_node_pool(
                         cluster.backend_id, pool_name, count, pool["config"]["machineType"]
                     ),
-                    succeeded,
-                    failed,
+                    succeeded=running,
+                    failed=restore_size,
                 ),
+                failed_status="RUNNING_WITH_ERROR",
             )
 
     def start_background_operations(self) -> list[dict]:
@@ -838,6 +822,28 @@ class GkeService:
             "upgradeSettings": {"maxSurge": 1, "strategy": "SURGE"},
             "etag": secrets.token_hex(4),
         }
+
+    def _start_pool_operation(
+        self, cluster: Cluster, op_type: str, pool: dict, steps: Steps, *, failed_status: str
+    ) -> dict:
+        """Start an operation on `pool`; `steps` are what it does to the pool itself.
+
+        On top of them, the cluster reconciles until the operation ends, and a failed
+        one leaves the pool in `failed_status` with the error message. Caller holds the lock.
+        """
+        cluster.begin_pool_operation()
+
+        def succeeded(result):
+            steps.succeeded(result)
+            cluster.end_pool_operation()
+
+        def failed(message):
+            steps.failed(message)
+            pool["status"] = failed_status
+            pool["statusMessage"] = message
+            cluster.end_pool_operation()
+
+        return self._start(cluster, op_type, pool["selfLink"], Steps(steps.work, succeeded, failed))
 
     def _start(self, cluster: Cluster, op_type: str, target_link: str, steps: Steps) -> dict:
         """Record a RUNNING operation and run `work` on a worker thread. Caller holds the lock."""

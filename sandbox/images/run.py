@@ -1,10 +1,11 @@
 """External commands with a bound, and progress lines with step timings."""
 
 import shlex
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
+
+from sandbox.subprocesses import CommandError, run_bounded
 
 OUTPUT_TAIL = 3000  # characters of a failed command's output put in the error
 
@@ -30,22 +31,9 @@ def run(
     stderr is kept for the error message; stdout is returned (small outputs only).
     """
     try:
-        result = subprocess.run(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as expired:
-        raise ImageError(
-            f"{what}: gave up after {timeout:.0f} s waiting for {shlex.join(argv)}"
-        ) from expired
-    except OSError as error:
-        raise ImageError(f"{what}: cannot run {argv[0]}: {error}") from error
+        result = run_bounded(argv, timeout, env=env, cwd=cwd)
+    except CommandError as error:
+        raise ImageError(f"{what}: {error}") from error
     if result.returncode != 0:
         output = (result.stderr.strip() or result.stdout.strip())[-OUTPUT_TAIL:]
         raise ImageError(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 
+from sandbox.subprocesses import CommandError, run_bounded
+
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -21,18 +23,9 @@ def run(
 ) -> subprocess.CompletedProcess:
     """Run argv (no shell); raise NodeError naming the command on failure or timeout."""
     try:
-        result = subprocess.run(
-            argv,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise NodeError(f"{shlex.join(argv)} did not finish within {timeout:g} s") from error
-    except OSError as error:
-        raise NodeError(f"{shlex.join(argv)}: {error}") from error
+        result = run_bounded(argv, timeout, input=stdin)
+    except CommandError as error:
+        raise NodeError(str(error)) from error
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().replace("\n", " | ")
         raise NodeError(f"{shlex.join(argv)} failed ({result.returncode}): {detail}")

@@ -42,14 +42,27 @@ NAMESPACE_SYSCTLS = {
 }
 
 
+def _input_chain(interface: str, *allowed: str) -> str:
+    """An input chain: from `interface`, only answers to what this side opened and
+    the `allowed` matches come in; the rest is counted and dropped."""
+    rules = [
+        "ct state established,related accept",
+        *(f"{match} accept" for match in allowed),
+        "counter drop",
+    ]
+    lines = [
+        "  chain input {",
+        "    type filter hook input priority filter; policy accept;",
+        *(f'    iifname "{interface}" {rule}' for rule in rules),
+        "  }",
+    ]
+    return "\n".join(lines)
+
+
 def host_rules(net: NodeNetwork) -> str:
     return f"""
 table inet {net.host_table} {{
-  chain input {{
-    type filter hook input priority filter; policy accept;
-    iifname "{net.host_veth}" ct state established,related accept
-    iifname "{net.host_veth}" counter drop
-  }}
+{_input_chain(net.host_veth)}
   chain forward {{
     type filter hook forward priority filter; policy accept;
     iifname "{net.host_veth}" counter drop
@@ -89,15 +102,14 @@ def apply_load_balancer_rules(net: NodeNetwork, forwardings) -> None:
 
 
 def namespace_rules(net: NodeNetwork) -> str:
+    dns_and_index = _input_chain(
+        net.bridge,
+        f"ip daddr {net.gateway_ip} udp dport 53",
+        f"ip daddr {net.gateway_ip} tcp dport {{ 53, {INDEX_PORT} }}",
+    )
     return f"""
 table inet {net.node_table} {{
-  chain input {{
-    type filter hook input priority filter; policy accept;
-    iifname "{net.bridge}" ct state established,related accept
-    iifname "{net.bridge}" ip daddr {net.gateway_ip} udp dport 53 accept
-    iifname "{net.bridge}" ip daddr {net.gateway_ip} tcp dport {{ 53, {INDEX_PORT} }} accept
-    iifname "{net.bridge}" counter drop
-  }}
+{dns_and_index}
   chain forward {{
     type filter hook forward priority filter; policy accept;
     ct state established,related accept

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 import urllib.error
@@ -25,6 +24,7 @@ from sandbox.images.config import HOST_CA_BUNDLE, PYPI_INDEX, cache_root
 from sandbox.node.commands import NodeError
 from sandbox.node.processes import alive, read_pid, stop_pid
 from sandbox.pypi import host_port
+from sandbox.subprocesses import CommandError, run_bounded, start_logged
 
 PID_NAME = "pypi.pid"
 LOG_NAME = "pypi.log"
@@ -104,18 +104,11 @@ def _initialise(directory: Path) -> None:
         "--root-passwd",
         password,
     ]
-    # Not run(): its error message would carry argv, and so the password.
+    # Named, not shown: argv carries the password.
     try:
-        result = subprocess.run(
-            argv,
-            env=_environment(),
-            capture_output=True,
-            text=True,
-            timeout=INIT_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as expired:
-        raise PypiError(f"devpi-init did not finish within {INIT_TIMEOUT:.0f} s") from expired
+        result = run_bounded(argv, INIT_TIMEOUT, shown="devpi-init", env=_environment())
+    except CommandError as error:
+        raise PypiError(str(error)) from error
     if result.returncode != 0:
         raise PypiError(f"devpi-init failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
 
@@ -181,14 +174,7 @@ def start(sandbox_dir: Path, port_base: int, directory: Path | None = None) -> i
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8") as log_file:
-        process = subprocess.Popen(
-            argv,
-            env=_environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = start_logged(argv, log_file, env=_environment())
     pid_file.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from sandbox.node.commands import NodeError, in_netns
-from sandbox.node.runtime import mounts_under, unmount_under
+from sandbox.node.runtime import containerd_base_config, mounts_under, unmount_under
+from sandbox.subprocesses import start_logged
 
 NAMESPACE = "k8s.io"
 START_TIMEOUT = 30.0
@@ -32,29 +33,6 @@ def tool(name: str) -> str:
     return path
 
 
-CONFIG = """\
-version = 2
-root = "{root}/root"
-state = "{root}/state"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.tracing.processor.v1.otlp",
-]
-[grpc]
-  address = "{root}/containerd.sock"
-[ttrpc]
-  address = "{root}/containerd.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-"""
-
-
 class Containerd:
     """containerd with its own root, state and socket; `ctr` calls against it."""
 
@@ -67,15 +45,17 @@ class Containerd:
 
     def start(self) -> None:
         config = self.dir / "config.toml"
-        config.write_text(CONFIG.format(root=self.dir))
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [tool("containerd"), "--config", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+        # Images only: no kubelet talks to it, so no CRI plugin.
+        config.write_text(
+            containerd_base_config(
+                self.dir / "root",
+                self.dir / "state",
+                self.socket,
+                disabled=("io.containerd.grpc.v1.cri",),
             )
+        )
+        with self.log.open("w") as log:
+            self.process = start_logged([tool("containerd"), "--config", str(config)], log)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.socket.exists() and self.ctr("version", check=False).returncode == 0:
