@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from tests.integration import harness
+from tests.unit.sandbox.commands import run
 from tools.build_collection import build
 
 REPO = harness.REPO_ROOT
@@ -42,18 +43,6 @@ ANSIBLE_TEST_HOME = Path.home() / ".cache" / "dask-gke" / "ansible-test-home"
 # Collections the runbook needs besides ours: the dependencies, and the callback of its cfg.
 BUNDLED = ("kubernetes.core", "google.cloud", "ansible.posix")
 RUN_TIMEOUT = 900  # seconds, for one playbook run on the sandbox
-
-
-def run(argv, *, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(a) for a in argv],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def describe(result: subprocess.CompletedProcess, tail: int = 80) -> str:

@@ -240,17 +240,6 @@ def test_helm2_with_matching_ready_tiller(run_module, helm, cluster):
     assert result["compatible"] is True
 
 
-def test_helm2_client_and_tiller_image_minor_mismatch_fails(run_module, helm, cluster):
-    helm.outputs = [(0, HELM2_16 + SERVER_2_14, "")]
-    cluster(deployment=tiller_deployment("gcr.io/kubernetes-helm/tiller:v2.14.3"))
-    outcome, result, _ = run_module(
-        helm_tiller_version.main, {"binary_path": HELM, "tiller": "present"}
-    )
-    assert outcome == "fail"
-    assert result["compatible"] is False
-    assert "2.16.0 and Tiller 2.14.3 differ in minor version" in result["msg"]
-
-
 def test_helm2_mismatch_from_server_line_without_reading_the_cluster(run_module, helm, cluster):
     helm.outputs = [(0, HELM2_16 + SERVER_2_14, "")]
     fake = cluster()
@@ -270,27 +259,44 @@ def test_helm2_without_tiller_is_fine_when_tiller_not_required(run_module, helm,
     assert result["server_version"] is None
 
 
-def test_required_tiller_missing_fails(run_module, helm, cluster):
-    helm.outputs = [(1, HELM2_17, "Error: could not find tiller\n")]
-    cluster(deployment=None)
+@pytest.mark.parametrize(
+    ("output", "deployment", "expected", "message"),
+    [
+        pytest.param(
+            (0, HELM2_16 + SERVER_2_14, ""),
+            tiller_deployment("gcr.io/kubernetes-helm/tiller:v2.14.3"),
+            {"compatible": False},
+            "2.16.0 and Tiller 2.14.3 differ in minor version",
+            id="helm2-client-and-tiller-image-minor-mismatch",
+        ),
+        pytest.param(
+            (1, HELM2_17, "Error: could not find tiller\n"),
+            None,
+            {"tiller_present": False},
+            "Deployment kube-system/tiller-deploy does not exist",
+            id="tiller-missing",
+        ),
+        pytest.param(
+            (0, HELM4, ""),
+            tiller_deployment(ready_replicas=None),
+            {"tiller_present": True, "tiller_ready": False},
+            "has no ready replica",
+            id="tiller-not-ready",
+        ),
+    ],
+)
+def test_required_tiller_that_is_unfit_fails(
+    run_module, helm, cluster, *, output, deployment, expected, message
+):
+    helm.outputs = [output]
+    cluster(deployment=deployment)
     outcome, result, _ = run_module(
         helm_tiller_version.main, {"binary_path": HELM, "tiller": "present"}
     )
     assert outcome == "fail"
-    assert result["tiller_present"] is False
-    assert "Deployment kube-system/tiller-deploy does not exist" in result["msg"]
-
-
-def test_required_tiller_not_ready_fails(run_module, helm, cluster):
-    helm.outputs = [(0, HELM4, "")]
-    cluster(deployment=tiller_deployment(ready_replicas=None))
-    outcome, result, _ = run_module(
-        helm_tiller_version.main, {"binary_path": HELM, "tiller": "present"}
-    )
-    assert outcome == "fail"
-    assert result["tiller_present"] is True
-    assert result["tiller_ready"] is False
-    assert "has no ready replica" in result["msg"]
+    for key, value in expected.items():
+        assert result[key] is value, key
+    assert message in result["msg"]
 
 
 def test_leftover_tiller_with_helm4_warns(run_module, helm, cluster):

@@ -17,6 +17,7 @@ from fake_watch import (
     install_fake_cluster,
     k8s_event,
 )
+from kube_lists import object_list
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 NS = "dask"
@@ -43,13 +44,7 @@ def service(name, rv, *, svc_type="LoadBalancer", ip=None, hostname=None, labels
     }
 
 
-def service_list(rv, *items):
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceList",
-        "metadata": {"resourceVersion": str(rv)},
-        "items": list(items),
-    }
+service_list = functools.partial(object_list, "ServiceList")
 
 
 def both_pending():
@@ -63,6 +58,11 @@ def ip_assigned(name, rv, ip):
 
 
 FakeCore = FakeListApi  # the services, and core.events_api their Events
+
+
+def both_pending_then(*watches):
+    """A FakeCore listing both Services pending, then answering the watch scripts in turn."""
+    return FakeCore(FakeClock(), [both_pending()], watches=watches)
 
 
 def params(**overrides):
@@ -111,19 +111,14 @@ def test_immediate_ip_returns_without_watching():
 
 
 def test_ip_arriving_later_is_seen_from_the_watch():
-    clock = FakeClock()
-    core = FakeCore(
-        clock,
-        [both_pending()],
-        watches=[
-            [
-                Advance(1.5),
-                ip_assigned("dask-scheduler", 101, "127.0.0.10"),
-                Advance(1.0),
-                ip_assigned("dask-jupyter", 102, "127.0.0.11"),
-                ip_assigned("dask-jupyter", 103, "127.0.0.99"),  # not read
-            ]
-        ],
+    core = both_pending_then(
+        [
+            Advance(1.5),
+            ip_assigned("dask-scheduler", 101, "127.0.0.10"),
+            Advance(1.0),
+            ip_assigned("dask-jupyter", 102, "127.0.0.11"),
+            ip_assigned("dask-jupyter", 103, "127.0.0.99"),  # not read
+        ]
     )
     waiter = waiter_for(core)
     waiter.wait()
@@ -139,16 +134,11 @@ def test_ip_arriving_later_is_seen_from_the_watch():
 
 
 def test_watch_requests_are_bounded_by_the_remaining_time():
-    clock = FakeClock()
-    core = FakeCore(
-        clock,
-        [both_pending()],
-        watches=[
-            [Advance(20)],
-            [
-                ip_assigned("dask-scheduler", 101, "127.0.0.10"),
-                ip_assigned("dask-jupyter", 102, "127.0.0.11"),
-            ],
+    core = both_pending_then(
+        [Advance(20)],
+        [
+            ip_assigned("dask-scheduler", 101, "127.0.0.10"),
+            ip_assigned("dask-jupyter", 102, "127.0.0.11"),
         ],
     )
     waiter = waiter_for(core, timeout=60)
@@ -213,15 +203,10 @@ def test_410_gone_relist_can_finish_the_wait():
     ],
 )
 def test_dropped_stream_reconnects_from_the_last_resource_version(drop):
-    clock = FakeClock()
     first = [ip_assigned("dask-scheduler", 120, "127.0.0.10")]
     if drop is not None:
         first.append(drop)
-    core = FakeCore(
-        clock,
-        [both_pending()],
-        watches=[first, [ip_assigned("dask-jupyter", 121, "127.0.0.11")]],
-    )
+    core = both_pending_then(first, [ip_assigned("dask-jupyter", 121, "127.0.0.11")])
     waiter = waiter_for(core)
     waiter.wait()
     assert [w["resource_version"] for w in core.watch_calls()] == ["100", "120"]
@@ -274,12 +259,7 @@ def test_service_of_another_type_fails_at_once():
 
 
 def test_named_service_deleted_while_waiting_fails():
-    clock = FakeClock()
-    core = FakeCore(
-        clock,
-        [both_pending()],
-        watches=[[event("DELETED", service("dask-jupyter", 130))]],
-    )
+    core = both_pending_then([event("DELETED", service("dask-jupyter", 130))])
     with pytest.raises(WaitFailure, match=r"'dask-jupyter' .* was deleted"):
         waiter_for(core).wait()
 

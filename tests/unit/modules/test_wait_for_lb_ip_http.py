@@ -9,6 +9,7 @@ module returns promptly once the address arrives.
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import threading
@@ -20,6 +21,7 @@ import pytest
 from ansible_collections.dask_gke.core.plugins.module_utils import k8s_watch
 from ansible_collections.dask_gke.core.plugins.modules import wait_for_lb_ip
 from fake_watch import gone, k8s_event
+from kube_lists import object_list
 
 NS = "dask"
 
@@ -35,6 +37,9 @@ def service(name, rv, ip=None):
         },
         "status": {"loadBalancer": {"ingress": [{"ip": ip}]} if ip else {}},
     }
+
+
+service_list = functools.partial(object_list, "ServiceList")
 
 
 class Script:
@@ -144,13 +149,7 @@ def module_args(host, **extra):
 
 def test_ip_assigned_while_watching_returns_promptly(run_module, api_server):
     script = Script(
-        lists=[
-            {
-                "kind": "ServiceList",
-                "metadata": {"resourceVersion": "100"},
-                "items": [service("dask-scheduler", 90)],
-            }
-        ],
+        lists=[service_list(100, service("dask-scheduler", 90))],
         watches=[
             [0.5, {"type": "MODIFIED", "object": service("dask-scheduler", 101, "127.0.0.10")}]
         ],
@@ -174,16 +173,8 @@ def test_cut_stream_and_410_are_survived(run_module, api_server):
     stale = gone(120, 300)
     script = Script(
         lists=[
-            {
-                "kind": "ServiceList",
-                "metadata": {"resourceVersion": "100"},
-                "items": [service("dask-scheduler", 90)],
-            },
-            {
-                "kind": "ServiceList",
-                "metadata": {"resourceVersion": "300"},
-                "items": [service("dask-scheduler", 290)],
-            },
+            service_list(100, service("dask-scheduler", 90)),
+            service_list(300, service("dask-scheduler", 290)),
         ],
         watches=[
             [{"type": "MODIFIED", "object": service("dask-scheduler", 120)}, "cut"],
@@ -204,13 +195,7 @@ def test_cut_stream_and_410_are_survived(run_module, api_server):
 
 def test_timeout_over_http_reports_events(run_module, api_server):
     script = Script(
-        lists=[
-            {
-                "kind": "ServiceList",
-                "metadata": {"resourceVersion": "100"},
-                "items": [service("dask-scheduler", 90)],
-            }
-        ],
+        lists=[service_list(100, service("dask-scheduler", 90))],
         watches=[],
         events=[
             k8s_event(

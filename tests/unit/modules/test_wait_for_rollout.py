@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import yaml
 from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import WaitFailure
@@ -16,6 +18,7 @@ from fake_watch import (
     install_fake_cluster,
     k8s_event,
 )
+from kube_lists import object_list
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 NS = "dask"
@@ -79,13 +82,7 @@ def pod(name, phase="Pending", waiting=None, message="", last_exit=None, **label
 PULL_FAILURE = 'Back-off pulling image "ghcr.io/dask/dask:2099.1.0"'
 
 
-def deployment_list(rv, *items):
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DeploymentList",
-        "metadata": {"resourceVersion": str(rv)},
-        "items": list(items),
-    }
+deployment_list = functools.partial(object_list, "DeploymentList", api_version="apps/v1")
 
 
 def scheduler_and_worker(**worker):

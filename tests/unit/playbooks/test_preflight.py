@@ -7,11 +7,12 @@ Stand-in binaries on a PATH of the test's own; the GKE inventory's variables oth
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unit.sandbox import commands
 
 REPO = Path(__file__).resolve().parents[3]
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
@@ -43,13 +44,8 @@ def play(tmp_path, bin_dir: Path, playbook: str = "playbooks/preflight.yml", *ar
         # Any proxy would do: nothing here may try to reach a Google API.
         "HTTPS_PROXY": "http://127.0.0.1:9",
     }
-    run = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "inventories/gke", playbook, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        env=env,
+    run = commands.run(
+        [ANSIBLE_PLAYBOOK, "-i", "inventories/gke", playbook, *args], env=env, cwd=REPO
     )
     return run, " ".join((run.stdout + run.stderr).split())
 
@@ -60,27 +56,39 @@ def test_the_preflight_passes_with_the_tools_in_place(tmp_path, tools):
     assert "failed=0" in output
 
 
-def test_a_missing_helm_stops_the_run_naming_the_variable(tmp_path, tools):
-    (tools / "helm").unlink()
-    run, output = play(tmp_path, tools)
+@pytest.mark.parametrize(
+    ("missing", "args", "messages"),
+    [
+        pytest.param(
+            "helm",
+            [],
+            ['helm_tiller_helm_binary="helm" is not on PATH'],
+            id="a-missing-helm-names-the-variable",
+        ),
+        pytest.param(
+            None,
+            ["-e", "helm_tiller_helm_binary=/no/helm"],
+            ['helm_tiller_helm_binary="/no/helm" is not a file'],
+            id="a-helm-path-that-is-no-file-is-named",
+        ),
+        pytest.param(
+            "gke-gcloud-auth-plugin",
+            [],
+            [
+                "gke_cluster_kubeconfig_auth=exec needs gke-gcloud-auth-plugin",
+                "gcloud components install gke-gcloud-auth-plugin",
+            ],
+            id="exec-mode-needs-the-auth-plugin",
+        ),
+    ],
+)
+def test_a_missing_tool_stops_the_run_saying_what_to_do(tmp_path, tools, missing, args, messages):
+    if missing:
+        (tools / missing).unlink()
+    run, output = play(tmp_path, tools, "playbooks/preflight.yml", *args)
     assert run.returncode == 2, output
-    assert 'helm_tiller_helm_binary="helm" is not on PATH' in output
-
-
-def test_a_helm_path_that_is_no_file_is_named(tmp_path, tools):
-    run, output = play(
-        tmp_path, tools, "playbooks/preflight.yml", "-e", "helm_tiller_helm_binary=/no/helm"
-    )
-    assert run.returncode == 2, output
-    assert 'helm_tiller_helm_binary="/no/helm" is not a file' in output
-
-
-def test_exec_mode_needs_the_auth_plugin(tmp_path, tools):
-    (tools / "gke-gcloud-auth-plugin").unlink()
-    run, output = play(tmp_path, tools)
-    assert run.returncode == 2, output
-    assert "gke_cluster_kubeconfig_auth=exec needs gke-gcloud-auth-plugin" in output
-    assert "gcloud components install gke-gcloud-auth-plugin" in output
+    for message in messages:
+        assert message in output
 
 
 @pytest.mark.parametrize(
@@ -119,9 +127,9 @@ def test_the_sample_inventorys_placeholder_project_fails_before_any_call(tmp_pat
 def test_the_sample_inventory_takes_a_service_account_key_from_the_environment(tmp_path, tools):
     key = tmp_path / "key.json"
     key.write_text("{}")
-    env_run = subprocess.run(
+    env_run = commands.run(
         [
-            str(Path(sys.executable).parent / "ansible"),
+            Path(sys.executable).parent / "ansible",
             "localhost",
             "-i",
             "inventories/gke",
@@ -130,10 +138,7 @@ def test_the_sample_inventory_takes_a_service_account_key_from_the_environment(t
             "-a",
             "msg={{ gke_cluster_auth_kind }}:{{ gke_cluster_service_account_file }}",
         ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
         env={**os.environ, "GCP_SERVICE_ACCOUNT_FILE": str(key), "ANSIBLE_NOCOLOR": "1"},
+        cwd=REPO,
     )
     assert f"serviceaccount:{key}" in env_run.stdout, env_run.stdout + env_run.stderr

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import requests
 
 from sandbox.node.processes import alive
+from tests.unit.sandbox.commands import run
 from tests.unit.sandbox.conftest import free_port_base
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -26,21 +26,15 @@ def cli(tmp_path):
         "DASK_GKE_SANDBOX_PORT_BASE": str(base),
     }
 
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "sandbox.cli", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+    def sandbox_cli(*args):
+        return run(
+            [sys.executable, "-m", "sandbox.cli", *args], env=env, cwd=REPO_ROOT, timeout=120
         )
 
-    run.dir = tmp_path
-    run.base = base
-    yield run
-    run("down")
+    sandbox_cli.dir = tmp_path
+    sandbox_cli.base = base
+    yield sandbox_cli
+    sandbox_cli("down")
     pid_file = tmp_path / "pids" / "daemon.pid"
     if pid_file.exists():  # down failed: do not leave our daemon behind
         os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -5,12 +5,12 @@ env propagation and the Jupyter password config (dask/helm-chart#512).
 """
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.unit.sandbox.commands import run
 from tests.unit.sandbox.tools import helm_binary_params, helm_env
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -26,22 +26,10 @@ def render(request, tmp_path):
     def _render(release: str = "dask", values: dict | None = None) -> dict:
         values_file = tmp_path / "values.json"
         values_file.write_text(json.dumps(values or {}))
-        result = subprocess.run(
-            [
-                str(helm),
-                "template",
-                release,
-                str(CHART),
-                "--namespace",
-                "dask",
-                "--values",
-                str(values_file),
-            ],
-            capture_output=True,
-            text=True,
+        result = run(
+            [helm, "template", release, CHART, "--namespace", "dask", "--values", values_file],
             env=env,
             timeout=60,
-            check=False,
         )
         assert result.returncode == 0, result.stderr
         docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]

@@ -2,10 +2,10 @@
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from tests.unit.sandbox.commands import run
 from tests.unit.sandbox.conftest import PROJECT, TOKEN
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
@@ -93,25 +93,22 @@ def test_gcp_container_cluster_create_info_delete(sandbox, tmp_path):
         if not k.lower().endswith("_proxy") and k != "REQUESTS_CA_BUNDLE"
     }
     env.update({"ANSIBLE_HOME": str(tmp_path / "ansible"), "ANSIBLE_NOCOLOR": "1"})
-    run = subprocess.run(
+    played = run(
         [
-            str(ANSIBLE_PLAYBOOK),
+            ANSIBLE_PLAYBOOK,
             "-i",
             "localhost,",
             "-e",
             f"ansible_python_interpreter={sys.executable}",
             "-e",
             f"gke_token={TOKEN}",
-            str(playbook),
+            playbook,
         ],
-        cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
+        cwd=tmp_path,
         timeout=180,
-        check=False,
     )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert played.returncode == 0, played.stdout[-4000:] + played.stderr[-2000:]
 
     outcome = json.loads(results.read_text())
     assert outcome["created"]["changed"] is True

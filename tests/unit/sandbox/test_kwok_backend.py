@@ -6,7 +6,6 @@ import os
 import re
 import ssl
 import stat
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +21,7 @@ from sandbox.emulator.kwok_backend import BackendError, KwokBackend
 from sandbox.emulator.tokens import Issued
 from sandbox.node.dataplane import DataPlane
 from sandbox.node.runtime import REAL_NODE_LABEL
+from tests.unit.sandbox.commands import run
 from tests.unit.sandbox.conftest import free_port_base
 from tests.unit.sandbox.tools import bin_dir as tools_bin_dir
 from tests.unit.sandbox.tools import missing_tools
@@ -458,9 +458,9 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
             # One namespace per release: the chart's RBAC names are fixed (as upstream).
             release = f"dask-{helm}"
             started = time.monotonic()
-            result = subprocess.run(
+            result = run(
                 [
-                    str(bin_dir / helm),
+                    bin_dir / helm,
                     "install",
                     release,
                     str(REPO_ROOT / "sandbox/charts/dask"),
@@ -476,10 +476,7 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
                     "jupyter.serviceType=LoadBalancer",
                 ],
                 env=env,
-                capture_output=True,
-                text=True,
                 timeout=180,
-                check=False,
             )
             assert result.returncode == 0, result.stderr
             timings[f"{helm} install --wait"] = time.monotonic() - started
@@ -493,9 +490,9 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
         assert helms, "no helm binary built"
 
         def new_lb_service(name: str) -> None:
-            result = subprocess.run(
+            result = run(
                 [
-                    str(bin_dir / "kubectl"),
+                    bin_dir / "kubectl",
                     "-n",
                     "default",
                     "create",
@@ -505,10 +502,7 @@ def test_real_cluster_lifecycle(tmp_path):  # noqa: PLR0915 - one end-to-end sto
                     "--tcp=80:8080",
                 ],
                 env=env,
-                capture_output=True,
-                text=True,
                 timeout=30,
-                check=False,
             )
             assert result.returncode == 0, result.stderr
 
