@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sandbox.node.processes import scan_processes
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 # Every playbook output of the suite is kept here (git-ignored), one file per run.
@@ -543,16 +545,10 @@ def processes(pattern: str) -> list[tuple[int, str]]:
     """(pid, command line) of every live process whose command line matches `pattern`."""
     regex = re.compile(pattern)
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue  # exited while we looked
+    for pid, (raw,) in scan_processes("cmdline"):
         command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
         if command and regex.search(command):
-            found.append((int(entry.name), command))
+            found.append((pid, command))
     return found
 
 
@@ -565,21 +561,13 @@ def processes_of_run(session: int, tmp_dir: Path) -> list[tuple[int, str]]:
     """
     marker = str(tmp_dir).encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-            environment = (entry / "environ").read_bytes()
-        except OSError:
-            continue  # exited while we looked
+    for pid, (stat, command, environment) in scan_processes("stat", "cmdline", "environ"):
         # Fields after the parenthesised command: state, ppid, pgrp, session, ...
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] == "Z":
+        fields = stat.rsplit(b")", 1)[1].split()
+        if fields[0] == b"Z":
             continue
         if int(fields[3]) == session or marker in command or marker in environment:
-            found.append((int(entry.name), command.replace(b"\0", b" ").decode().strip()))
+            found.append((pid, command.replace(b"\0", b" ").decode().strip()))
     return found
 
 
