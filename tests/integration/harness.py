@@ -355,21 +355,31 @@ def start_playbook(
     return RunningPlaybook(argv, process, log_path, tmp_dir)
 
 
-def run_playbook(
-    playbook: str,
+def run_playbook(playbook: str, *, timeout: float = 900, **options: Any) -> PlaybookRun:
+    """Run ansible-playbook from the repo root as a user would (`options`: start_playbook's
+    extra_vars, tags, args, label, env); bounded by `timeout`."""
+    return start_playbook(playbook, **options).wait(timeout)
+
+
+# Seconds a scenario's deploy.yml or cleanup.yml run may take, where its test sets no bound.
+RUN_TIMEOUT = 600
+
+
+def deploy(*, timeout: float = RUN_TIMEOUT, **options: Any) -> PlaybookRun:
+    """Run deploy.yml (options as run_playbook's)."""
+    return run_playbook("deploy.yml", timeout=timeout, **options)
+
+
+def cleanup(
+    cluster: str,
     *,
     extra_vars: dict[str, Any] | None = None,
-    tags: str | None = None,
-    args: Iterable[str] = (),
-    label: str | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 900,
+    timeout: float = RUN_TIMEOUT,
+    **options: Any,
 ) -> PlaybookRun:
-    """Run ansible-playbook from the repo root as a user would; bounded by `timeout`."""
-    running = start_playbook(
-        playbook, extra_vars=extra_vars, tags=tags, args=args, label=label, env=env
-    )
-    return running.wait(timeout)
+    """Run cleanup.yml confirming the teardown of `cluster`; `extra_vars` come on top."""
+    confirmed = {"cleanup_confirm_cluster": cluster, **(extra_vars or {})}
+    return run_playbook("cleanup.yml", extra_vars=confirmed, timeout=timeout, **options)
 
 
 def run_play(play: dict[str, Any], label: str, args: Iterable[str] = (), timeout: float = 120):

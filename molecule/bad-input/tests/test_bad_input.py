@@ -84,8 +84,7 @@ def test_valid_input_passed_the_preflight_without_any_call(admin):
 def test_preflight_tag_alone_checks_a_never_deployed_cluster(admin):
     # `--tags preflight` checks the inputs and stops: it needs no earlier deploy.
     admin.clear_requests()
-    run = harness.run_playbook(
-        "deploy.yml",
+    run = harness.deploy(
         tags="preflight",
         extra_vars={"gke_cluster_name": "never-deployed"},
         label="preflight-tag",

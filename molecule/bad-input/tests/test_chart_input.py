@@ -190,7 +190,7 @@ class LiveRelease:
 @pytest.fixture(scope="module")
 def live(sandbox, kubeconfig, release, namespace) -> LiveRelease:
     """Deploy once with the scenario's (valid) variables."""
-    run = harness.run_playbook("deploy.yml", label="deploy-live-release", timeout=DEPLOY_TIMEOUT)
+    run = harness.deploy(label="deploy-live-release", timeout=DEPLOY_TIMEOUT)
     assert run.returncode == 0, run.describe()
     live = LiveRelease(sandbox, kubeconfig, release, namespace)
     assert live.helm_entry().get("status") == "deployed", f"no deployed release {release}"
@@ -205,9 +205,7 @@ def write_calls(admin) -> list[dict]:
 def test_bad_chart_input_changes_nothing(admin, live, bad_vars, message, request):
     before, revision = live.snapshot(), live.helm_entry()["revision"]
     admin.clear_requests()
-    run = harness.run_playbook(
-        "deploy.yml", extra_vars=bad_vars, label=request.node.callspec.id, timeout=RUN_TIMEOUT
-    )
+    run = harness.deploy(extra_vars=bad_vars, label=request.node.callspec.id, timeout=RUN_TIMEOUT)
     assert run.returncode != 0, f"accepted {str(bad_vars)[:200]}:{run.describe()}"
     failure = " ".join(run.failure().split())  # the YAML callback folds long messages
     assert message in failure, f"the failure does not say {message!r}:{run.describe()}"
@@ -223,8 +221,7 @@ def test_a_fresh_release_exposed_through_values_alone_is_never_created(admin, li
     # values, on a release (and namespace) that does not exist yet.
     before = live.snapshot("fresh")
     admin.clear_requests()
-    run = harness.run_playbook(
-        "deploy.yml",
+    run = harness.deploy(
         extra_vars={
             "dask_chart_release": "fresh",
             "dask_chart_namespace": "fresh",
