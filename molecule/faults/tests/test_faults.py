@@ -61,6 +61,19 @@ def cluster_calls(admin, label: str, **run) -> tuple[harness.PlaybookRun, list[d
     return result, admin.requests()
 
 
+def one_node_cluster(admin, name: str, label: str) -> list[dict]:
+    """Create the one-node cluster `name` with a --tags cluster run that must succeed;
+    return the run's GKE API calls."""
+    run, calls = cluster_calls(
+        admin,
+        label,
+        tags="cluster",
+        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
+    )
+    assert run.returncode == 0, run.describe()
+    return calls
+
+
 def operation_named(admin, name: str) -> dict:
     return next(op for op in admin.state()["operations"] if op["name"] == name)
 
@@ -127,13 +140,7 @@ def test_a_background_upgrade_during_a_deploy_is_waited_for(admin, faults, setti
             }
         }
     )
-    run, calls = cluster_calls(
-        admin,
-        "background-upgrade",
-        tags="cluster",
-        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
-    )
-    assert run.returncode == 0, run.describe()
+    calls = one_node_cluster(admin, name, "background-upgrade")
     refused = [c for c in calls if c["status"] == 400]
     assert refused, f"no write met the upgrade:\n{harness.describe_requests(calls)}"
     upgrade = next(
@@ -162,13 +169,7 @@ def test_the_bootstrap_pool_is_gone_after_its_delete_is_retried(admin, faults, s
     faults(
         {"http_errors": {"code": 503, "count": 1, "match": r"^DELETE .*/nodePools/default-pool$"}}
     )
-    run, calls = cluster_calls(
-        admin,
-        "bootstrap-delete-retried",
-        tags="cluster",
-        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
-    )
-    assert run.returncode == 0, run.describe()
+    calls = one_node_cluster(admin, name, "bootstrap-delete-retried")
     deletes = [c for c in calls if c["method"] == "DELETE" and c["path"].endswith("/default-pool")]
     assert [c["status"] for c in deletes] == [503, 200], harness.describe_requests(calls)
     pools = [p["name"] for p in admin.cluster(name)["nodePools"]]
