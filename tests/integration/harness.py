@@ -65,6 +65,19 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
+def load_cases(path: Path, *fields: str) -> list:
+    """A table of test cases kept as data: a YAML list of mappings, each with an `id` and
+    exactly `fields`; one pytest.param per case, of its `fields` in that order."""
+    import pytest  # noqa: PLC0415 - only the tests of a case table need it
+
+    params = []
+    for case in load_yaml(path):
+        if set(case) != {"id", *fields}:
+            raise ValueError(f"{path}: case {case.get('id')!r} must have id, {', '.join(fields)}")
+        params.append(pytest.param(*(case[name] for name in fields), id=case["id"]))
+    return params
+
+
 # ---- the sandbox admin API ---------------------------------------------------------------
 
 
