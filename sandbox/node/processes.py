@@ -14,7 +14,7 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sandbox.node.commands import NodeError, in_netns
@@ -131,17 +131,24 @@ def wait_until(condition: Callable[[], bool], timeout: float, poll: float = POLL
         time.sleep(poll)
 
 
-def stop_processes_mentioning(marker: str) -> list[int]:
-    """Stop every process whose command line contains marker (a path only we use)."""
-    stopped = []
+def scan_processes(*files: str) -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, the bytes of /proc/<pid>/<file> for each of `files`) of every process but this
+    one; a process that exits while it is read is passed over."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
+            contents = [(entry / name).read_bytes() for name in files]
         except OSError:
-            continue
-        if marker.encode() in cmdline and alive(int(entry.name)):
-            stop_pid(int(entry.name), cmdline.split(b"\0")[0].decode(errors="replace"))
-            stopped.append(int(entry.name))
+            continue  # exited while we looked
+        yield int(entry.name), contents
+
+
+def stop_processes_mentioning(marker: str) -> list[int]:
+    """Stop every process whose command line contains marker (a path only we use)."""
+    stopped = []
+    for pid, (cmdline,) in scan_processes("cmdline"):
+        if marker.encode() in cmdline and alive(pid):
+            stop_pid(pid, cmdline.split(b"\0")[0].decode(errors="replace"))
+            stopped.append(pid)
     return stopped

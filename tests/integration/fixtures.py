@@ -6,7 +6,9 @@ that appends the sandbox diagnostics to every failing test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,29 +90,21 @@ def repo_path(value: str) -> Path:
     return path if path.is_absolute() else harness.REPO_ROOT / path
 
 
-@pytest.fixture(scope="session")
-def cluster_name(settings: dict) -> str:
-    return settings["gke_cluster_name"]
+def setting_fixture(name: str, variable: str, convert: Callable[[Any], Any] = lambda v: v):
+    """A session fixture `name`: the resolved `variable`, through `convert`."""
+
+    def fixture(settings: dict) -> Any:
+        return convert(settings[variable])
+
+    fixture.__doc__ = f"The resolved {variable}."
+    return pytest.fixture(scope="session", name=name)(fixture)
 
 
-@pytest.fixture(scope="session")
-def kubeconfig(settings: dict) -> Path:
-    return repo_path(settings["gke_cluster_kubeconfig_path"])
-
-
-@pytest.fixture(scope="session")
-def release(settings: dict) -> str:
-    return settings["dask_chart_release"]
-
-
-@pytest.fixture(scope="session")
-def namespace(settings: dict) -> str:
-    return settings["dask_chart_namespace"]
-
-
-@pytest.fixture(scope="session")
-def endpoints_file(settings: dict) -> Path:
-    return repo_path(settings["dask_chart_endpoints_file"])
+cluster_name = setting_fixture("cluster_name", "gke_cluster_name")
+kubeconfig = setting_fixture("kubeconfig", "gke_cluster_kubeconfig_path", repo_path)
+release = setting_fixture("release", "dask_chart_release")
+namespace = setting_fixture("namespace", "dask_chart_namespace")
+endpoints_file = setting_fixture("endpoints_file", "dask_chart_endpoints_file", repo_path)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sandbox.node.processes import scan_processes
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 # Every playbook output of the suite is kept here (git-ignored), one file per run.
@@ -61,6 +63,19 @@ def load_yaml(path: Path) -> Any:
     import yaml  # noqa: PLC0415 - ansible's dependency, only needed by a few tests
 
     return yaml.safe_load(path.read_text())
+
+
+def load_cases(path: Path, *fields: str) -> list:
+    """A table of test cases kept as data: a YAML list of mappings, each with an `id` and
+    exactly `fields`; one pytest.param per case, of its `fields` in that order."""
+    import pytest  # noqa: PLC0415 - only the tests of a case table need it
+
+    params = []
+    for case in load_yaml(path):
+        if set(case) != {"id", *fields}:
+            raise ValueError(f"{path}: case {case.get('id')!r} must have id, {', '.join(fields)}")
+        params.append(pytest.param(*(case[name] for name in fields), id=case["id"]))
+    return params
 
 
 # ---- the sandbox admin API ---------------------------------------------------------------
@@ -353,21 +368,31 @@ def start_playbook(
     return RunningPlaybook(argv, process, log_path, tmp_dir)
 
 
-def run_playbook(
-    playbook: str,
+def run_playbook(playbook: str, *, timeout: float = 900, **options: Any) -> PlaybookRun:
+    """Run ansible-playbook from the repo root as a user would (`options`: start_playbook's
+    extra_vars, tags, args, label, env); bounded by `timeout`."""
+    return start_playbook(playbook, **options).wait(timeout)
+
+
+# Seconds a scenario's deploy.yml or cleanup.yml run may take, where its test sets no bound.
+RUN_TIMEOUT = 600
+
+
+def deploy(*, timeout: float = RUN_TIMEOUT, **options: Any) -> PlaybookRun:
+    """Run deploy.yml (options as run_playbook's)."""
+    return run_playbook("deploy.yml", timeout=timeout, **options)
+
+
+def cleanup(
+    cluster: str,
     *,
     extra_vars: dict[str, Any] | None = None,
-    tags: str | None = None,
-    args: Iterable[str] = (),
-    label: str | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 900,
+    timeout: float = RUN_TIMEOUT,
+    **options: Any,
 ) -> PlaybookRun:
-    """Run ansible-playbook from the repo root as a user would; bounded by `timeout`."""
-    running = start_playbook(
-        playbook, extra_vars=extra_vars, tags=tags, args=args, label=label, env=env
-    )
-    return running.wait(timeout)
+    """Run cleanup.yml confirming the teardown of `cluster`; `extra_vars` come on top."""
+    confirmed = {"cleanup_confirm_cluster": cluster, **(extra_vars or {})}
+    return run_playbook("cleanup.yml", extra_vars=confirmed, timeout=timeout, **options)
 
 
 def run_play(play: dict[str, Any], label: str, args: Iterable[str] = (), timeout: float = 120):
@@ -543,16 +568,10 @@ def processes(pattern: str) -> list[tuple[int, str]]:
     """(pid, command line) of every live process whose command line matches `pattern`."""
     regex = re.compile(pattern)
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue  # exited while we looked
+    for pid, (raw,) in scan_processes("cmdline"):
         command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
         if command and regex.search(command):
-            found.append((int(entry.name), command))
+            found.append((pid, command))
     return found
 
 
@@ -565,21 +584,13 @@ def processes_of_run(session: int, tmp_dir: Path) -> list[tuple[int, str]]:
     """
     marker = str(tmp_dir).encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-            environment = (entry / "environ").read_bytes()
-        except OSError:
-            continue  # exited while we looked
+    for pid, (stat, command, environment) in scan_processes("stat", "cmdline", "environ"):
         # Fields after the parenthesised command: state, ppid, pgrp, session, ...
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] == "Z":
+        fields = stat.rsplit(b")", 1)[1].split()
+        if fields[0] == b"Z":
             continue
         if int(fields[3]) == session or marker in command or marker in environment:
-            found.append((int(entry.name), command.replace(b"\0", b" ").decode().strip()))
+            found.append((pid, command.replace(b"\0", b" ").decode().strip()))
     return found
 
 

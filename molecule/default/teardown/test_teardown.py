@@ -56,12 +56,7 @@ def teardown(admin, kubeconfig, namespace, cluster_name):
     services = ServiceDeletionWatch(core, namespace)
     services.start()
     admin.clear_requests()
-    run = harness.run_playbook(
-        "cleanup.yml",
-        extra_vars={"cleanup_confirm_cluster": cluster_name},
-        label="cleanup",
-        timeout=CLEANUP_TIMEOUT,
-    )
+    run = harness.cleanup(cluster_name, label="cleanup", timeout=CLEANUP_TIMEOUT)
     services.stop()
     return run, services, admin.requests()
 
@@ -109,12 +104,7 @@ def test_kubeconfig_removed(teardown, kubeconfig):
 
 def test_cleanup_again_succeeds_without_deleting(teardown, admin, cluster_name):
     admin.clear_requests()
-    run = harness.run_playbook(
-        "cleanup.yml",
-        extra_vars={"cleanup_confirm_cluster": cluster_name},
-        label="cleanup-again",
-        timeout=CLEANUP_TIMEOUT,
-    )
+    run = harness.cleanup(cluster_name, label="cleanup-again", timeout=CLEANUP_TIMEOUT)
     assert run.returncode == 0, run.describe()
     calls = admin.requests()
     assert not [r for r in calls if r["method"] == "DELETE"], harness.describe_requests(calls)

@@ -10,7 +10,7 @@ import pytest
 from sandbox.emulator.faults import FAILED_MESSAGE
 from tests.integration import harness
 
-RUN_TIMEOUT = 600  # seconds; every bounded failure below ends far sooner
+# Runs take harness.RUN_TIMEOUT at the most; every bounded failure below ends far sooner.
 STUCK_BOUND = 10  # gke_cluster_operation_timeout of the stuck run, seconds
 LB_BOUND = 10  # dask_chart_lb_timeout of the LoadBalancer run, seconds
 ROLLOUT_BOUND = 10  # dask_chart_ready_timeout of the unschedulable-workers run, seconds
@@ -57,8 +57,21 @@ def test_converge_waited_for_the_slow_create(admin, cluster_name):
 def cluster_calls(admin, label: str, **run) -> tuple[harness.PlaybookRun, list[dict]]:
     """One deploy.yml run with a cleared request log: the run and its GKE API calls."""
     admin.clear_requests()
-    result = harness.run_playbook("deploy.yml", label=label, timeout=RUN_TIMEOUT, **run)
+    result = harness.deploy(label=label, **run)
     return result, admin.requests()
+
+
+def one_node_cluster(admin, name: str, label: str) -> list[dict]:
+    """Create the one-node cluster `name` with a --tags cluster run that must succeed;
+    return the run's GKE API calls."""
+    run, calls = cluster_calls(
+        admin,
+        label,
+        tags="cluster",
+        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
+    )
+    assert run.returncode == 0, run.describe()
+    return calls
 
 
 def operation_named(admin, name: str) -> dict:
@@ -127,13 +140,7 @@ def test_a_background_upgrade_during_a_deploy_is_waited_for(admin, faults, setti
             }
         }
     )
-    run, calls = cluster_calls(
-        admin,
-        "background-upgrade",
-        tags="cluster",
-        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
-    )
-    assert run.returncode == 0, run.describe()
+    calls = one_node_cluster(admin, name, "background-upgrade")
     refused = [c for c in calls if c["status"] == 400]
     assert refused, f"no write met the upgrade:\n{harness.describe_requests(calls)}"
     upgrade = next(
@@ -162,13 +169,7 @@ def test_the_bootstrap_pool_is_gone_after_its_delete_is_retried(admin, faults, s
     faults(
         {"http_errors": {"code": 503, "count": 1, "match": r"^DELETE .*/nodePools/default-pool$"}}
     )
-    run, calls = cluster_calls(
-        admin,
-        "bootstrap-delete-retried",
-        tags="cluster",
-        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
-    )
-    assert run.returncode == 0, run.describe()
+    calls = one_node_cluster(admin, name, "bootstrap-delete-retried")
     deletes = [c for c in calls if c["method"] == "DELETE" and c["path"].endswith("/default-pool")]
     assert [c["status"] for c in deletes] == [503, 200], harness.describe_requests(calls)
     pools = [p["name"] for p in admin.cluster(name)["nodePools"]]
@@ -230,7 +231,7 @@ def test_a_missing_prerequisite_is_reported_before_any_create(admin, faults, pro
 def test_429_burst_is_retried(admin, faults):
     admin.clear_requests()
     faults({"http_errors": {"code": 429, "count": 3}})
-    run = harness.run_playbook("deploy.yml", tags="cluster", label="burst-429", timeout=RUN_TIMEOUT)
+    run = harness.deploy(tags="cluster", label="burst-429")
     assert run.returncode == 0, run.describe()
     calls = admin.requests()
     assert len(faulted(calls, "http_errors:429")) == 3, harness.describe_requests(calls)
@@ -239,12 +240,10 @@ def test_429_burst_is_retried(admin, faults):
 
 def test_failed_create_reports_gkes_message(admin, faults):
     faults({"operations": {"mode": "fail", "count": 1, "types": ["CREATE_CLUSTER"]}})
-    run = harness.run_playbook(
-        "deploy.yml",
+    run = harness.deploy(
         tags="cluster",
         extra_vars={"gke_cluster_name": "fault-failed"},
         label="failed-create",
-        timeout=RUN_TIMEOUT,
     )
     assert run.returncode != 0, run.describe()
     assert FAILED_MESSAGE in run.output, run.describe()
@@ -254,8 +253,7 @@ def test_failed_create_reports_gkes_message(admin, faults):
 def test_stuck_operation_fails_within_its_bound(admin, faults):
     faults({"operations": {"mode": "stuck", "count": 1, "types": ["CREATE_CLUSTER"]}})
     admin.clear_requests()
-    run = harness.run_playbook(
-        "deploy.yml",
+    run = harness.deploy(
         tags="cluster",
         extra_vars={
             "gke_cluster_name": "fault-stuck",
@@ -263,7 +261,6 @@ def test_stuck_operation_fails_within_its_bound(admin, faults):
             "gke_cluster_operation_poll": 1,
         },
         label="stuck-operation",
-        timeout=RUN_TIMEOUT,
     )
     assert run.returncode != 0, run.describe()
     assert "CREATE_CLUSTER" in run.failure(), f"the failure names no operation:{run.describe()}"
@@ -279,8 +276,7 @@ def test_stuck_operation_fails_within_its_bound(admin, faults):
 def test_load_balancer_never_assigned_names_the_services(faults):
     faults({"load_balancer": {"assign": False}})
     release = "dask-nolb"
-    run = harness.run_playbook(
-        "deploy.yml",
+    run = harness.deploy(
         tags="dask",
         extra_vars={
             "dask_chart_release": release,
@@ -289,7 +285,6 @@ def test_load_balancer_never_assigned_names_the_services(faults):
             "dask_chart_allowed_source_ranges": ["127.0.0.0/8"],
         },
         label="lb-never-assigned",
-        timeout=RUN_TIMEOUT,
     )
     assert run.returncode != 0, run.describe()
     failure = run.failure()
@@ -308,8 +303,7 @@ def test_unschedulable_workers_fail_the_rollout_wait_within_its_bound(admin):
     # and say which Deployment waits for what, without a GKE call.
     release = "dask-pending"
     admin.clear_requests()
-    run = harness.run_playbook(
-        "deploy.yml",
+    run = harness.deploy(
         tags="dask",
         extra_vars={
             "dask_chart_release": release,
@@ -318,7 +312,6 @@ def test_unschedulable_workers_fail_the_rollout_wait_within_its_bound(admin):
             "dask_chart_values": {"worker": {"nodeSelector": {"dask-gke/no-such-pool": "true"}}},
         },
         label="rollout-unschedulable",
-        timeout=RUN_TIMEOUT,
     )
     assert run.returncode != 0, run.describe()
     failure = " ".join(run.failure().split())  # the YAML callback folds long messages
@@ -345,7 +338,7 @@ def interrupted(admin, faults):
     try:
         harness.wait_until(
             lambda: (admin.cluster(name) or {}).get("status") == "PROVISIONING",
-            timeout=RUN_TIMEOUT,
+            timeout=harness.RUN_TIMEOUT,
             what=f"the emulator to start creating {name} (see {running.log_path})",
         )
     finally:
@@ -355,11 +348,9 @@ def interrupted(admin, faults):
 
 def test_interrupted_deploy_converges_on_the_next_run(admin, sandbox, settings, interrupted):
     name, _ = interrupted
-    run = harness.run_playbook(
-        "deploy.yml",
+    run = harness.deploy(
         extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 2},
         label="after-interruption",
-        timeout=RUN_TIMEOUT,
     )
     assert run.returncode == 0, run.describe()
     # Converged as a clean deploy would be: only the configured pool, its node count.
@@ -398,20 +389,13 @@ def test_cleanup_without_the_cluster_api_deletes_nothing_and_leaks_no_load_balan
 ):
     name = "fault-cleanup"
     vars_ = {"gke_cluster_name": name, "gke_cluster_node_count": 1}
-    deployed = harness.run_playbook(
-        "deploy.yml", extra_vars=vars_, label="cleanup-deploy", timeout=RUN_TIMEOUT
-    )
+    deployed = harness.deploy(extra_vars=vars_, label="cleanup-deploy")
     assert deployed.returncode == 0, deployed.describe()
     # The cluster's API server becomes unreachable from here (authorized networks,
     # a private endpoint): its LoadBalancers cannot be removed first.
     faults({"cluster_api": {"reachable": False}})
     admin.clear_requests()
-    refused = harness.run_playbook(
-        "cleanup.yml",
-        extra_vars={"cleanup_confirm_cluster": name, **vars_},
-        label="cleanup-unreachable",
-        timeout=RUN_TIMEOUT,
-    )
+    refused = harness.cleanup(name, extra_vars=vars_, label="cleanup-unreachable")
     calls = admin.requests()
     assert refused.returncode != 0, refused.describe()
     failure = " ".join(refused.failure().split())
@@ -421,12 +405,7 @@ def test_cleanup_without_the_cluster_api_deletes_nothing_and_leaks_no_load_balan
     assert admin.cluster(name)["status"] == "RUNNING"
     # Reachable again: the teardown removes the LoadBalancers first, nothing leaks.
     faults({})
-    cleaned = harness.run_playbook(
-        "cleanup.yml",
-        extra_vars={"cleanup_confirm_cluster": name, **vars_},
-        label="cleanup-reachable",
-        timeout=RUN_TIMEOUT,
-    )
+    cleaned = harness.cleanup(name, extra_vars=vars_, label="cleanup-reachable")
     assert cleaned.returncode == 0, cleaned.describe()
     assert admin.cluster(name) is None
     leaked = [r for r in admin.leaked_forwarding_rules() if r.get("cluster") == name]

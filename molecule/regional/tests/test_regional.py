@@ -10,7 +10,6 @@ import pytest
 
 from tests.integration import harness
 
-RUN_TIMEOUT = 600
 ZONES = ["us-central1-a", "us-central1-b", "us-central1-c"]
 
 
@@ -39,7 +38,7 @@ def test_kubernetes_sees_every_zone_s_node(sandbox, kubeconfig, settings):
 
 def test_a_converged_rerun_makes_no_write_and_reports_no_drift(admin):
     admin.clear_requests()
-    run = harness.run_playbook("deploy.yml", label="rerun", timeout=RUN_TIMEOUT)
+    run = harness.deploy(label="rerun")
     assert run.returncode == 0, run.describe()
     assert run.recap().get("changed") == 0, run.describe()
     assert "differs from the inventory" not in run.output
@@ -50,13 +49,11 @@ def test_a_converged_rerun_makes_no_write_and_reports_no_drift(admin):
 def test_the_plan_counts_the_nodes_of_every_zone_before_a_create(admin):
     # A check run for a cluster that does not exist prints the plan it would bill.
     admin.clear_requests()
-    run = harness.run_playbook(
-        "deploy.yml",
+    run = harness.deploy(
         tags="cluster",
         args=["--check"],
         extra_vars={"gke_cluster_name": "regional-plan", "gke_cluster_node_count": 2},
         label="plan",
-        timeout=RUN_TIMEOUT,
     )
     assert run.returncode == 0, run.describe()
     text = " ".join(run.output.split())
@@ -69,12 +66,7 @@ def test_the_plan_counts_the_nodes_of_every_zone_before_a_create(admin):
 
 
 def test_cleanup_removes_the_regional_cluster_and_leaks_nothing(admin, cluster_name, kubeconfig):
-    run = harness.run_playbook(
-        "cleanup.yml",
-        extra_vars={"cleanup_confirm_cluster": cluster_name},
-        label="cleanup",
-        timeout=RUN_TIMEOUT,
-    )
+    run = harness.cleanup(cluster_name, label="cleanup")
     assert run.returncode == 0, run.describe()
     assert admin.cluster(cluster_name) is None
     assert [r for r in admin.leaked_forwarding_rules() if r.get("cluster") == cluster_name] == []

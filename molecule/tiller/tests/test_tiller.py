@@ -3,15 +3,18 @@ leftover report, removal."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.integration import harness
 
-RUN_TIMEOUT = 600  # seconds
-# Default mode: no Tiller managed, so no Helm 2 client to check against it either.
-DEFAULT_MODE = {"helm_tiller_legacy_enabled": False, "helm_tiller_legacy_client": ""}
+# (tags, extra variables, what the run's output or failure says)
+HELM_CHECKS = harness.load_cases(
+    Path(__file__).with_name("helm_checks.yml"), "tags", "vars", "says"
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +26,13 @@ def api(kubeconfig):
 def tiller(settings) -> dict[str, str]:
     namespace = settings["helm_tiller_namespace"]
     account = settings["helm_tiller_service_account"]
+    image = settings["helm_tiller_image"]
     return {
         "namespace": namespace,
         "account": account,
         "user": f"system:serviceaccount:{namespace}:{account}",
-        "image": settings["helm_tiller_image"],
+        "image": image,
+        "version": image.rsplit(":v", 1)[-1],
     }
 
 
@@ -140,73 +145,27 @@ def test_helm_tiller_version_reports_tiller(sandbox, kubeconfig, tiller):
     assert result["tiller_present"] is True
     assert result["tiller_ready"] is True
     assert result["tiller_image"] == tiller["image"]
-    assert result["server_version"] == tiller["image"].rsplit(":v", 1)[-1]
+    assert result["server_version"] == tiller["version"]
     assert result["client_major"] == 4
 
 
-def test_default_mode_reports_the_leftover_tiller(tiller):
-    run = harness.run_playbook(
-        "deploy.yml",
-        tags="helm",
-        extra_vars=DEFAULT_MODE,
-        label="default-mode-leftover",
-        timeout=RUN_TIMEOUT,
-    )
-    assert run.returncode == 0, run.describe()
-    # Warnings wrap at the terminal width: compare with whitespace collapsed.
-    output = " ".join(run.output.split())
-    assert "[WARNING]" in output, run.describe()
-    assert "Tiller found" in output, run.describe()
-
-
-def test_default_mode_can_fail_on_the_leftover_tiller(tiller):
-    run = harness.run_playbook(
-        "deploy.yml",
-        tags="helm",
-        extra_vars={**DEFAULT_MODE, "helm_tiller_leftover_action": "fail"},
-        label="default-mode-leftover-fail",
-        timeout=RUN_TIMEOUT,
-    )
-    assert run.returncode != 0, run.describe()
-    failure = " ".join(run.failure().split())
-    assert "Tiller found" in failure, run.describe()
-
-
-def test_legacy_mode_checks_the_helm2_client_against_tiller(tiller):
-    run = harness.run_playbook(
-        "deploy.yml", tags="tiller", label="legacy-client-check", timeout=RUN_TIMEOUT
-    )
-    assert run.returncode == 0, run.describe()
-    output = " ".join(run.output.split())
-    version = tiller["image"].rsplit(":v", 1)[-1]
-    assert f"Tiller {version} ready in {tiller['namespace']}" in output, run.describe()
-    assert "Helm 2 client 2.17.0" in output, run.describe()
-    assert "works with it: same minor version" in output, run.describe()
-
-
-def test_legacy_mode_fails_on_a_tiller_the_helm2_client_refuses(tiller):
-    run = harness.run_playbook(
-        "deploy.yml",
-        tags="tiller",
-        extra_vars={"helm_tiller_image": "ghcr.io/helm/tiller:v2.16.0"},
-        label="legacy-client-mismatch",
-        timeout=RUN_TIMEOUT,
-    )
-    assert run.returncode != 0, run.describe()
-    failure = " ".join(run.failure().split())
-    assert "Helm 2 client 2.17.0 and Tiller 2.16.0 differ in minor version" in failure, (
-        run.describe()
-    )
+@pytest.mark.parametrize(("tags", "extra_vars", "says"), HELM_CHECKS)
+def test_a_deploy_checks_the_tiller(tiller, tags, extra_vars, says, request):
+    [(where, messages)] = says.items()  # the run's output (it succeeds), or its failure
+    run = harness.deploy(tags=tags, extra_vars=extra_vars, label=request.node.callspec.id)
+    assert (run.returncode == 0) is (where == "output"), run.describe()
+    # Warnings and failures wrap at the terminal width: compare with whitespace collapsed.
+    text = " ".join((run.output if where == "output" else run.failure()).split())
+    for message in messages:
+        assert message.format(**tiller) in text, run.describe()
 
 
 @pytest.fixture(scope="module")
 def removal(tiller):
-    return harness.run_playbook(
-        "deploy.yml",
+    return harness.deploy(
         tags="tiller",
         extra_vars={"helm_tiller_legacy_enabled": True, "helm_tiller_state": "absent"},
         label="tiller-removal",
-        timeout=RUN_TIMEOUT,
     )
 
 

@@ -58,6 +58,13 @@ def release_deployments(kubeconfig, namespace, release):
     return current
 
 
+@pytest.fixture(scope="module")
+def deployments(upgrade, release_deployments) -> dict[str, client.V1Deployment]:
+    """The release's Deployments after the upgrade of the test module (its `upgrade`
+    fixture), by chart component."""
+    return release_deployments()
+
+
 @pytest.fixture(scope="session")
 def python_in_component(kubeconfig, namespace, release):
     """`python_in_component(component, code)`: what `python -c code` prints in each running

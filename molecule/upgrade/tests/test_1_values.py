@@ -29,11 +29,6 @@ def upgrade(upgrade_run, new_packages):
     return upgrade_run({"dask_chart_extra_pip_packages": new_packages}, "upgrade")
 
 
-@pytest.fixture(scope="module")
-def deployments(upgrade, release_deployments) -> dict[str, client.V1Deployment]:
-    return release_deployments()
-
-
 def test_upgrade_run_succeeds(upgrade):
     run, _, _ = upgrade
     assert run.returncode == 0, run.describe()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from kubernetes import client
 
 from tests.integration import harness
 
@@ -27,17 +26,12 @@ def new_version(settings) -> str:
 
 
 @pytest.fixture(scope="module")
-def dask_upgrade(upgrade_run, new_version):
+def upgrade(upgrade_run, new_version):
     return upgrade_run({"dask_chart_dask_version": new_version}, "dask-version-upgrade")
 
 
-@pytest.fixture(scope="module")
-def deployments(dask_upgrade, release_deployments) -> dict[str, client.V1Deployment]:
-    return release_deployments()
-
-
-def test_the_dask_upgrade_is_one_helm_revision_without_gke_calls(dask_upgrade, revision):
-    run, calls, before = dask_upgrade
+def test_the_dask_upgrade_is_one_helm_revision_without_gke_calls(upgrade, revision):
+    run, calls, before = upgrade
     assert run.returncode == 0, run.describe()
     assert calls == [], harness.describe_requests(calls)
     assert revision() == before + 1
@@ -60,7 +54,7 @@ def test_the_published_charts_commands_are_rewritten(deployments, component):
     assert args[:2] == COMMANDS[component], f"{component} runs {args}"
 
 
-def test_the_endpoints_file_names_the_new_version(dask_upgrade, endpoints_file, new_version):
+def test_the_endpoints_file_names_the_new_version(upgrade, endpoints_file, new_version):
     endpoints = json.loads(endpoints_file.read_text())
     assert endpoints["dask_version"] == new_version
     assert endpoints["client_install"] == f'pip install "dask[distributed]=={new_version}"'
@@ -76,7 +70,7 @@ def test_every_running_pod_reports_the_new_version(
 
 
 def test_the_endpoints_file_records_what_the_cluster_reports(
-    dask_upgrade, endpoints_file, new_version, settings
+    upgrade, endpoints_file, new_version, settings
 ):
     versions = json.loads(endpoints_file.read_text())["versions"]
     assert versions["configured"] == new_version
@@ -85,7 +79,7 @@ def test_the_endpoints_file_records_what_the_cluster_reports(
     assert versions["worker_count"] == int(settings["dask_chart_worker_replicas"])
 
 
-def test_upgrading_again_changes_nothing(dask_upgrade, upgrade_run, revision, new_version):
+def test_upgrading_again_changes_nothing(upgrade, upgrade_run, revision, new_version):
     run, calls, before = upgrade_run({"dask_chart_dask_version": new_version}, "dask-version-again")
     assert run.returncode == 0, run.describe()
     assert calls == []
@@ -94,7 +88,7 @@ def test_upgrading_again_changes_nothing(dask_upgrade, upgrade_run, revision, ne
 
 
 def test_a_cluster_running_another_version_fails_the_verify_naming_both(
-    dask_upgrade, revision, new_version, settings
+    upgrade, revision, new_version, settings
 ):
     # The inventory says the old version while the cluster runs the new one (say, a
     # checkout older than the last upgrade): the verify asks the cluster and refuses.
