@@ -11,6 +11,13 @@ helm binary of the sandbox (env.json HELM_BIN) adds the repository and installs
 with --wait, and the LoadBalancer IPs are polled every 0.5 s (the tutorial's
 `kubectl get services` loop). Prints one JSON document: the seconds of every
 step and the addresses. Read-only towards anything it did not create.
+
+`upgrade` changes one value of the release deploy.yml installed. Its images run
+a Dask without the `dask-scheduler` / `dask-worker` console scripts, so a plain
+`helm upgrade` of the published chart would roll the pods back to commands that
+crash: the baseline makes the same Helm call as the role, with the role's
+post-renderer and the settings the role recorded in the release values
+(`daskGke.postRender`), read with `helm get values` inside the timed step.
 """
 
 import argparse
@@ -27,20 +34,28 @@ from pathlib import Path
 from kubernetes import client, config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from benchmarks.sandbox_api import BenchError, Gke, load_env
+from benchmarks.sandbox_api import REPO_ROOT, BenchError, Gke, load_env
 
 OPERATION_POLL = 1.0  # seconds, as gcloud and the google.cloud modules poll
 LB_POLL = 0.5  # seconds between two reads of the Services
 SERVICES = ("scheduler", "jupyter")
+# The dask_chart role's Helm 4 post-renderer plugin (found through HELM_PLUGINS).
+PLUGINS_DIR = REPO_ROOT / "roles" / "dask_chart" / "files" / "helm-plugins"
+POST_RENDERER = "dask-chart-post-renderer"
+# What the post-renderer reads from its environment (besides HELM_PLUGINS).
+POST_RENDER_ENV = ("DASK_CHART_POST_RENDER", "DASK_CHART_POST_RENDERER_PYTHON", "HELM_PLUGINS")
 
 
 def helm_env(env: dict[str, str]) -> dict[str, str]:
-    """The caller's environment with the sandbox's Helm home directories."""
+    """The caller's environment with the sandbox's Helm home directories and, when
+    `env` has them, the post-renderer's settings."""
     names = ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME")
-    return {**os.environ, **{name: env[name] for name in names}}
+    post_render = {name: env[name] for name in POST_RENDER_ENV if name in env}
+    return {**os.environ, **{name: env[name] for name in names}, **post_render}
 
 
-def run_helm(env: dict[str, str], args: list[str], timeout: float) -> None:
+def run_helm(env: dict[str, str], args: list[str], timeout: float) -> str:
+    """Run the sandbox's helm; its stdout."""
     argv = [env["HELM_BIN"], *args]
     result = subprocess.run(
         argv, env=helm_env(env), capture_output=True, text=True, timeout=timeout, check=False
@@ -49,6 +64,28 @@ def run_helm(env: dict[str, str], args: list[str], timeout: float) -> None:
         raise BenchError(
             f"{' '.join(argv[:3])} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
         )
+    return result.stdout
+
+
+def post_render_setup(
+    values: dict, kubeconfig: Path, namespace: str
+) -> tuple[list[str], dict[str, str]]:
+    """Helm options and environment that run the role's post-renderer as the role does.
+
+    `values` are the release's values (`helm get values -o json`); a release without
+    the role's recorded settings gets no post-renderer. The environment is meant to be
+    merged into the sandbox's (see helm_env).
+    """
+    settings = (values.get("daskGke") or {}).get("postRender")
+    if not settings:
+        return [], {}
+    settings = {**settings, "dry_run": {"kubeconfig": str(kubeconfig), "namespace": namespace}}
+    environment = {
+        "DASK_CHART_POST_RENDER": json.dumps(settings),
+        "DASK_CHART_POST_RENDERER_PYTHON": sys.executable,
+        "HELM_PLUGINS": str(PLUGINS_DIR),
+    }
+    return ["--post-renderer", POST_RENDERER], environment
 
 
 def kubeconfig_text(cluster: dict, token: str) -> str:
@@ -208,15 +245,38 @@ def install(args: argparse.Namespace, env: dict[str, str]) -> dict:
 def upgrade(args: argparse.Namespace, env: dict[str, str]) -> dict:
     """helm upgrade --wait with one changed value, then the LoadBalancer IPs."""
     steps = Steps()
+    with steps.step("helm get values"):
+        values = json.loads(
+            run_helm(
+                env,
+                [
+                    "get",
+                    "values",
+                    args.release,
+                    "--namespace",
+                    args.namespace,
+                    "--kubeconfig",
+                    str(args.kubeconfig),
+                    "--output",
+                    "json",
+                ],
+                args.timeout,
+            )
+            or "{}"
+        )
+    post_render_options, post_render_env = post_render_setup(
+        values, args.kubeconfig, args.namespace
+    )
     addresses = helm_wait_and_lb_ips(
         steps,
-        env,
+        {**env, **post_render_env},
         args,
         "upgrade",
         args.kubeconfig,
         "--reuse-values",
         "--set",
         f"worker.replicas={args.workers}",
+        *post_render_options,
     )
     return steps.result(addresses=addresses)
 

@@ -120,18 +120,59 @@ def test_cpu_ticks_grow_while_a_process_works():
     assert run.cpu_ticks("999999999") is None
 
 
-def test_raw_upgrade_runs_helm_upgrade_wait_then_polls_the_lb_ips(monkeypatch, tmp_path):
+SANDBOX_HELM_HOMES = ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME")
+RECORDED_SETTINGS = {
+    "revision": "0123456789ab",
+    "services": {"dask-scheduler": {"type": "LoadBalancer"}},
+    "commands": {"dask-scheduler": ["dask", "scheduler"]},
+    "jupyter_config_map": "dask-jupyter-config",
+}
+
+
+@pytest.mark.parametrize(
+    ("release_values", "post_render_options"),
+    [
+        pytest.param(
+            {"daskGke": {"postRender": RECORDED_SETTINGS}},
+            ["--post-renderer", "dask-chart-post-renderer"],
+            id="release-of-the-role",
+        ),
+        pytest.param({}, [], id="release-without-recorded-settings"),
+    ],
+)
+def test_raw_upgrade_runs_helm_upgrade_wait_then_polls_the_lb_ips(
+    monkeypatch, tmp_path, release_values, post_render_options
+):
     helm_calls, lb_waits = [], []
-    monkeypatch.setattr(raw_tutorial, "run_helm", lambda *call: helm_calls.append(call))
+
+    def fake_helm(env, argv, timeout):
+        helm_calls.append((argv, timeout, raw_tutorial.helm_env(env)))
+        return json.dumps(release_values) if argv[:2] == ["get", "values"] else ""
+
+    monkeypatch.setattr(raw_tutorial, "run_helm", fake_helm)
     monkeypatch.setattr(
         raw_tutorial, "wait_for_lb_ips", lambda *call: lb_waits.append(call) or {"a": "1.2.3.4"}
     )
     kubeconfig = tmp_path / "kubeconfig"
     args = raw_tutorial.parse_args(["upgrade", "--workers", "4", "--kubeconfig", str(kubeconfig)])
-    result = raw_tutorial.upgrade(args, {})
-    assert list(result["phases"]) == ["helm upgrade --wait", "LoadBalancer IPs"]
+    sandbox = {name: f"/sandbox/{name}" for name in ("HELM_BIN", *SANDBOX_HELM_HOMES)}
+    result = raw_tutorial.upgrade(args, sandbox)
+    assert list(result["phases"]) == ["helm get values", "helm upgrade --wait", "LoadBalancer IPs"]
     assert result["addresses"] == {"a": "1.2.3.4"}
-    [(_, argv, timeout)] = helm_calls
+    [(get_argv, _, get_env), (argv, timeout, upgrade_env)] = helm_calls
+    for name in SANDBOX_HELM_HOMES:
+        assert get_env[name] == upgrade_env[name] == sandbox[name]
+    assert get_argv == [
+        "get",
+        "values",
+        "dask",
+        "--namespace",
+        "dask",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--output",
+        "json",
+    ]
     assert argv == [
         "upgrade",
         "dask",
@@ -148,9 +189,20 @@ def test_raw_upgrade_runs_helm_upgrade_wait_then_polls_the_lb_ips(monkeypatch, t
         "--reuse-values",
         "--set",
         "worker.replicas=4",
+        *post_render_options,
     ]
     assert timeout == 630.0
     assert lb_waits == [(kubeconfig, "dask", ["dask-scheduler", "dask-jupyter"], 600.0)]
+    if post_render_options:
+        # The role's settings as recorded, plus the dry run the role adds.
+        assert json.loads(upgrade_env["DASK_CHART_POST_RENDER"]) == {
+            **RECORDED_SETTINGS,
+            "dry_run": {"kubeconfig": str(kubeconfig), "namespace": "dask"},
+        }
+        assert upgrade_env["HELM_PLUGINS"] == str(raw_tutorial.PLUGINS_DIR)
+        assert (raw_tutorial.PLUGINS_DIR / "dask-chart-post-renderer" / "plugin.yaml").is_file()
+    else:
+        assert "DASK_CHART_POST_RENDER" not in upgrade_env
 
 
 def test_run_record_of_a_failed_run_keeps_no_wall_time():
