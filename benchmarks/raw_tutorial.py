@@ -12,16 +12,25 @@ with --wait, and the LoadBalancer IPs are polled every 0.5 s (the tutorial's
 `kubectl get services` loop). Prints one JSON document: the seconds of every
 step and the addresses. Read-only towards anything it did not create.
 
-`upgrade` changes one value of the release deploy.yml installed. Its images run
-a Dask without the `dask-scheduler` / `dask-worker` console scripts, so a plain
-`helm upgrade` of the published chart would roll the pods back to commands that
-crash: the baseline makes the same Helm call as the role, with the role's
-post-renderer and the settings the role recorded in the release values
-(`daskGke.postRender`), read with `helm get values` inside the timed step.
+The tutorial's steps with today's Dask, so that its pods run for real on the
+sandbox's node as they would on GKE: the images of the dask_chart role's Dask
+version (the node carries no other, and nothing is pulled), whose Dask has no
+`dask-scheduler` / `dask-worker` console scripts any more, so the chart's
+commands are rewritten as the role decides, by the role's post-renderer; that
+post-renderer refuses an open LoadBalancer, so both Services get the sandbox's
+source range (127.0.0.0/8, where it hands out addresses). No readiness probes,
+no dry run, no Jupyter login: what the role adds on top is what is measured.
+
+`upgrade` changes one value of the release deploy.yml installed, with the same
+Helm call as the role: the role's post-renderer and the settings the role
+recorded in the release values (`daskGke.postRender`), read with `helm get
+values` inside the timed step (a plain `helm upgrade` would roll the pods back
+to the chart's commands, which crash).
 """
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -35,6 +44,7 @@ from kubernetes import client, config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from benchmarks.sandbox_api import REPO_ROOT, BenchError, Gke, load_env
+from sandbox.images.config import default_dask_version
 
 OPERATION_POLL = 1.0  # seconds, as gcloud and the google.cloud modules poll
 LB_POLL = 0.5  # seconds between two reads of the Services
@@ -44,6 +54,9 @@ PLUGINS_DIR = REPO_ROOT / "roles" / "dask_chart" / "files" / "helm-plugins"
 POST_RENDERER = "dask-chart-post-renderer"
 # What the post-renderer reads from its environment (besides HELM_PLUGINS).
 POST_RENDER_ENV = ("DASK_CHART_POST_RENDER", "DASK_CHART_POST_RENDERER_PYTHON", "HELM_PLUGINS")
+# Where the role decides which chart commands a Dask version needs rewritten.
+ROLE_FILTERS = REPO_ROOT / "roles" / "dask_chart" / "filter_plugins" / "dask_chart.py"
+SANDBOX_SOURCE_RANGE = "127.0.0.0/8"  # the sandbox's load-balancer addresses
 
 
 def helm_env(env: dict[str, str]) -> dict[str, str]:
@@ -67,25 +80,51 @@ def run_helm(env: dict[str, str], args: list[str], timeout: float) -> str:
     return result.stdout
 
 
-def post_render_setup(
-    values: dict, kubeconfig: Path, namespace: str
-) -> tuple[list[str], dict[str, str]]:
-    """Helm options and environment that run the role's post-renderer as the role does.
+def post_renderer(settings: dict) -> tuple[list[str], dict[str, str]]:
+    """Helm options and environment that run the role's post-renderer with `settings`.
 
-    `values` are the release's values (`helm get values -o json`); a release without
-    the role's recorded settings gets no post-renderer. The environment is meant to be
-    merged into the sandbox's (see helm_env).
+    The environment is meant to be merged into the sandbox's (see helm_env).
     """
-    settings = (values.get("daskGke") or {}).get("postRender")
-    if not settings:
-        return [], {}
-    settings = {**settings, "dry_run": {"kubeconfig": str(kubeconfig), "namespace": namespace}}
     environment = {
         "DASK_CHART_POST_RENDER": json.dumps(settings),
         "DASK_CHART_POST_RENDERER_PYTHON": sys.executable,
         "HELM_PLUGINS": str(PLUGINS_DIR),
     }
     return ["--post-renderer", POST_RENDERER], environment
+
+
+def recorded_post_render(
+    values: dict, kubeconfig: Path, namespace: str
+) -> tuple[list[str], dict[str, str]]:
+    """The post-renderer as the role ran it on this release, its dry run included.
+
+    `values` are the release's values (`helm get values -o json`); a release without
+    the role's recorded settings gets no post-renderer.
+    """
+    settings = (values.get("daskGke") or {}).get("postRender")
+    if not settings:
+        return [], {}
+    dry_run = {"kubeconfig": str(kubeconfig), "namespace": namespace}
+    return post_renderer({**settings, "dry_run": dry_run})
+
+
+def role_command_rewrite(dask_version: str) -> dict:
+    """The chart commands the dask_chart role rewrites for dask_version (its own filter)."""
+    spec = importlib.util.spec_from_file_location("dask_chart_filters", ROLE_FILTERS)
+    filters = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(filters)
+    return filters.command_rewrite(dask_version)
+
+
+def tutorial_post_render(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The least the tutorial needs today: the commands, and ranges on both LoadBalancers."""
+    exposure = {"type": "LoadBalancer", "loadBalancerSourceRanges": [args.source_range]}
+    return post_renderer(
+        {
+            "commands": role_command_rewrite(args.dask_version),
+            "services": {name: exposure for name in service_names(args.release)},
+        }
+    )
 
 
 def kubeconfig_text(cluster: dict, token: str) -> str:
@@ -223,9 +262,14 @@ def install(args: argparse.Namespace, env: dict[str, str]) -> dict:
                 args.timeout,
             )
             run_helm(env, ["repo", "update", args.repo_name], args.timeout)
+        post_render_options, post_render_env = tutorial_post_render(args)
+        images = [
+            f"{component}.image.tag={args.dask_version}"
+            for component in ("scheduler", "worker", "jupyter")
+        ]
         addresses = helm_wait_and_lb_ips(
             steps,
-            env,
+            {**env, **post_render_env},
             args,
             "install",
             kubeconfig,
@@ -236,6 +280,9 @@ def install(args: argparse.Namespace, env: dict[str, str]) -> dict:
             "jupyter.serviceType=LoadBalancer",
             "--set",
             f"worker.replicas={args.workers}",
+            "--set",
+            ",".join(images),
+            *post_render_options,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -264,7 +311,7 @@ def upgrade(args: argparse.Namespace, env: dict[str, str]) -> dict:
             )
             or "{}"
         )
-    post_render_options, post_render_env = post_render_setup(
+    post_render_options, post_render_env = recorded_post_render(
         values, args.kubeconfig, args.namespace
     )
     addresses = helm_wait_and_lb_ips(
@@ -294,6 +341,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--namespace", default="dask")
     parser.add_argument("--repo-name", default="dask")
     parser.add_argument("--chart-version", default="2024.1.1")
+    parser.add_argument(
+        "--dask-version",
+        default=default_dask_version(),
+        help="install: the images' Dask version (default: the dask_chart role's)",
+    )
+    parser.add_argument(
+        "--source-range",
+        default=SANDBOX_SOURCE_RANGE,
+        help="install: the LoadBalancers' source range",
+    )
     parser.add_argument("--kubeconfig", type=Path, help="upgrade: kubeconfig of the cluster")
     parser.add_argument(
         "--timeout",

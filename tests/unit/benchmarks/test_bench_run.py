@@ -1,8 +1,10 @@
 """Pure helpers of benchmarks/run.py, raw_tutorial.py and ansible_run.py."""
 
 import argparse
+import importlib.util
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -224,3 +226,45 @@ def test_run_record_of_a_failed_run_keeps_no_wall_time():
     assert record["log"] == "benchmarks/.runs/t/deploy-1.log"
     assert record["error_tail"] == "fatal: boom"
     assert record["gke_calls"] == {"total": 3, "writes": 1}
+
+
+def load_post_renderer():
+    path = raw_tutorial.PLUGINS_DIR / "dask-chart-post-renderer" / "post_render.py"
+    spec = importlib.util.spec_from_file_location("post_render", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_raw_install_runs_the_node_s_dask_behind_restricted_load_balancers():
+    args = raw_tutorial.parse_args(["install", "--dask-version", "2026.7.1"])
+    options, environment = raw_tutorial.tutorial_post_render(args)
+    assert options == ["--post-renderer", "dask-chart-post-renderer"]
+    post_render = load_post_renderer()
+    settings = post_render.Settings.from_json(environment["DASK_CHART_POST_RENDER"])
+    chart_output = yaml.safe_dump_all(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+            }
+            for name in ("dask-scheduler", "dask-jupyter")
+        ]
+        + [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "dask-scheduler"},
+                "spec": {"template": {"spec": {"containers": [{"args": ["dask-scheduler"]}]}}},
+            }
+        ]
+    )
+    services_and_scheduler = list(yaml.safe_load_all(post_render.render(chart_output, settings)))
+    for service in services_and_scheduler[:2]:
+        assert service["spec"]["loadBalancerSourceRanges"] == ["127.0.0.0/8"]
+    # 2026.7.1 has no dask-scheduler console script: the role rewrites the command.
+    [container] = services_and_scheduler[2]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["dask", "scheduler"]
