@@ -101,8 +101,9 @@ def _initialise(directory: Path) -> None:
         "--serverdir",
         str(directory / "server"),
         "--no-root-pypi",
-        "--root-passwd",
-        password,
+        # One token: a password that starts with "-" (token_urlsafe gives one in 64)
+        # would otherwise be read as an option ("expected one argument").
+        f"--root-passwd={password}",
     ]
     # Named, not shown: argv carries the password.
     try:
