@@ -52,7 +52,7 @@ SERVICES = ("scheduler", "jupyter")
 # The dask_chart role's Helm 4 post-renderer plugin (found through HELM_PLUGINS).
 PLUGINS_DIR = REPO_ROOT / "roles" / "dask_chart" / "files" / "helm-plugins"
 POST_RENDERER = "dask-chart-post-renderer"
-# What the post-renderer reads from its environment (besides HELM_PLUGINS).
+# The post-renderer's environment: its settings, its Python, and where Helm 4 finds it.
 POST_RENDER_ENV = ("DASK_CHART_POST_RENDER", "DASK_CHART_POST_RENDERER_PYTHON", "HELM_PLUGINS")
 # Where the role decides which chart commands a Dask version needs rewritten.
 ROLE_FILTERS = REPO_ROOT / "roles" / "dask_chart" / "filter_plugins" / "dask_chart.py"

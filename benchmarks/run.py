@@ -456,7 +456,7 @@ def scenario_lbwait(bench: Bench) -> dict:
     The sandbox's load balancer puts a cleared ingress back at once (its delay
     applies to a new address only), so the cloud is told to assign nothing while
     the ingress is cleared and the module starts, and to assign again after
-    --lb-delay-ms: the address then arrives while the module waits, as on GKE.
+    --address-held-ms: the address then arrives while the module waits, as on GKE.
     """
     bench.ensure_deployed()
     args = bench.args
@@ -471,7 +471,7 @@ def scenario_lbwait(bench: Bench) -> dict:
     valid = [r for r in runs if r.get("valid")]
     return_latency = stats.summarize([r["return_latency"] for r in valid])
     return {
-        "settings": {"address_held_ms": args.lb_delay_ms, "services": names, "runs": args.runs},
+        "settings": {"address_held_ms": args.address_held_ms, "services": names, "runs": args.runs},
         "return_latency": return_latency,
         "seen_latency": stats.summarize([max(r["seen_latency"].values()) for r in valid]),
         "process_exit_latency": stats.summarize([r["process_exit_latency"] for r in valid]),
@@ -489,7 +489,8 @@ def _lb_sample(bench: Bench, label: str, names: list[str], faults: dict) -> dict
     namespace = "dask"
     watcher = lb_latency.ServiceWatcher(bench.kubeconfig, namespace, names)
     watcher.start()
-    assign_again = threading.Timer(bench.args.lb_delay_ms / 1000, bench.admin.set_faults, [faults])
+    held = bench.args.address_held_ms / 1000
+    assign_again = threading.Timer(held, bench.admin.set_faults, [faults])
     try:
         if not watcher.listening.wait(30):
             raise BenchError(f"the Service watch did not deliver {names} within 30 s")
@@ -686,7 +687,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--nodes", type=int, default=5, help="nodes (tutorial: 5)")
     parser.add_argument("--workers", type=int, default=3, help="Dask workers (chart default: 3)")
     parser.add_argument(
-        "--lb-delay-ms",
+        "--address-held-ms",
         type=int,
         default=5000,
         help="lbwait: how long the sandbox assigns no address after the ingress is cleared "
