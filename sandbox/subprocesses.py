@@ -31,7 +31,7 @@ def run_bounded(
             argv, capture_output=True, text=True, timeout=timeout, check=False, **options
         )
     except subprocess.TimeoutExpired as expired:
-        raise CommandError(f"gave up after {timeout:.0f} s waiting for {shown}") from expired
+        raise CommandError(f"gave up after {timeout:g} s waiting for {shown}") from expired
     except OSError as error:
         raise CommandError(f"cannot run {shown}: {error}") from error
 
