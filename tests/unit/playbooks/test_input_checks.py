@@ -1,0 +1,81 @@
+"""Each role checks its inputs in one controller-side task that names every bad input at once.
+
+The roles' validate.yml run for real (no cluster, no network): several bad inputs in one run
+must fail one task whose message names each of them, and never show a secret.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.unit.playbooks.controller import ansible_playbook
+
+VALIDATE_PLAY = [
+    {
+        "name": "Validate one role's inputs",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Validate",
+                "ansible.builtin.include_role": {
+                    "name": "{{ role_under_test }}",
+                    "tasks_from": "validate.yml",
+                },
+            }
+        ],
+    }
+]
+DASK_CHART_CONTEXT = {
+    "dask_chart_kubeconfig": "/nonexistent/kubeconfig",
+    "dask_chart_helm_version": "v4.0.0",
+}
+
+
+def validate(tmp_path, role: str, variables: dict):
+    playbook = tmp_path / "validate.yml"
+    playbook.write_text(json.dumps(VALIDATE_PLAY))
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps({"role_under_test": role, **variables}))
+    run = ansible_playbook(tmp_path, "-i", "localhost,", str(playbook), "-e", f"@{extra}")
+    return run, " ".join((run.stdout + run.stderr).split())
+
+
+def test_valid_dask_chart_inputs_pass(tmp_path):
+    run, output = validate(tmp_path, "dask_chart", DASK_CHART_CONTEXT)
+    assert run.returncode == 0, output
+    assert "failed=0" in output
+
+
+@pytest.mark.parametrize(
+    ("role", "variables", "messages", "secret"),
+    [
+        pytest.param(
+            "dask_chart",
+            {
+                **DASK_CHART_CONTEXT,
+                "dask_chart_release": "Bad_Name",
+                "dask_chart_version": "1.x",
+                "dask_chart_lb_timeout": 0,
+                "dask_chart_jupyter_password": "short7!",
+            },
+            [
+                'dask_chart_release="Bad_Name" is not a valid name',
+                'dask_chart_version="1.x" must be an exact chart version',
+                "dask_chart_lb_timeout=0 must be a whole number of at least 1",
+                "dask_chart_jupyter_password is too weak",
+            ],
+            "short7!",
+            id="dask_chart",
+        ),
+    ],
+)
+def test_every_bad_input_is_named_in_one_failure(tmp_path, role, variables, messages, secret):
+    run, output = validate(tmp_path, role, variables)
+    assert run.returncode == 2, output
+    assert "failed=1" in output, output
+    missing = [message for message in messages if message not in output]
+    assert missing == [], output
+    assert secret not in output
