@@ -188,7 +188,8 @@ def _shown(value) -> str:
 def source_range_problems(ranges, limit: int) -> list[str]:
     """What is wrong with dask_chart_allowed_source_ranges, one sentence per problem."""
     if not isinstance(ranges, list):
-        raise AnsibleFilterError(f"expected a list of CIDRs, got {type(ranges).__name__}")
+        # A problem, not an error: the one validation task must still name the variable.
+        return [f"a YAML list is needed, not {_shown(ranges)}"]
     problems = []
     for entry in ranges:
         text = str(entry)

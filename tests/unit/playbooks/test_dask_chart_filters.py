@@ -84,9 +84,10 @@ def test_good_source_ranges_have_no_problem():
     assert filters.source_range_problems([f"10.0.{i}.0/24" for i in range(256)], 5000) == []
 
 
-def test_source_range_problems_need_a_list():
-    with pytest.raises(AnsibleFilterError, match="expected a list"):
-        filters.source_range_problems("10.0.0.0/8", 5000)
+def test_a_string_of_source_ranges_is_a_problem_not_an_error():
+    assert filters.source_range_problems("10.0.0.0/8", 5000) == [
+        'a YAML list is needed, not "10.0.0.0/8"'
+    ]
 
 
 def service(name, service_type, ingress=None, ports=()):

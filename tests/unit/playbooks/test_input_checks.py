@@ -70,6 +70,22 @@ def test_valid_dask_chart_inputs_pass(tmp_path):
             "short7!",
             id="dask_chart",
         ),
+        pytest.param(
+            "dask_chart",
+            {
+                **DASK_CHART_CONTEXT,
+                # The argument spec lets a string through as a one-item list.
+                "dask_chart_allowed_source_ranges": "10.0.0.0/8",
+                "dask_chart_repo_url": "helm.dask.org",
+            },
+            [
+                "dask_chart_allowed_source_ranges must be IPv4 CIDRs with the host bits clear",
+                'a YAML list is needed, not "10.0.0.0/8"',
+                'dask_chart_repo_url="helm.dask.org" must be an http(s):// or oci:// URL',
+            ],
+            "no secret in this case",
+            id="dask_chart-string-ranges",
+        ),
     ],
 )
 def test_every_bad_input_is_named_in_one_failure(tmp_path, role, variables, messages, secret):
