@@ -43,8 +43,16 @@ def validate(tmp_path, role: str, variables: dict):
     return run, " ".join((run.stdout + run.stderr).split())
 
 
-def test_valid_dask_chart_inputs_pass(tmp_path):
-    run, output = validate(tmp_path, "dask_chart", DASK_CHART_CONTEXT)
+@pytest.mark.parametrize(
+    ("role", "variables"),
+    [
+        ("dask_chart", DASK_CHART_CONTEXT),
+        ("gke_cluster", {"gke_cluster_project": "my-project-123"}),
+        ("helm_tiller", {}),
+    ],
+)
+def test_valid_inputs_pass(tmp_path, role, variables):
+    run, output = validate(tmp_path, role, variables)
     assert run.returncode == 0, output
     assert "failed=0" in output
 
@@ -85,6 +93,30 @@ def test_valid_dask_chart_inputs_pass(tmp_path):
             ],
             "no secret in this case",
             id="dask_chart-string-ranges",
+        ),
+        pytest.param(
+            "gke_cluster",
+            {
+                "gke_cluster_project": "my-project-123",
+                "gke_cluster_name": "Bad_Name",
+                "gke_cluster_node_count": 0,
+            },
+            [
+                'gke_cluster_name="Bad_Name" is not a valid GKE name',
+                "gke_cluster_node_count=0 is out of range",
+            ],
+            "no secret in this case",
+            id="gke_cluster",
+        ),
+        pytest.param(
+            "helm_tiller",
+            {"helm_tiller_namespace": "Bad_Ns", "helm_tiller_legacy_client": "/opt/helm2"},
+            [
+                'helm_tiller_namespace="Bad_Ns" is not a valid Kubernetes name',
+                'helm_tiller_legacy_client="/opt/helm2" is a Helm 2 client to check against Tiller',
+            ],
+            "no secret in this case",
+            id="helm_tiller",
         ),
     ],
 )
