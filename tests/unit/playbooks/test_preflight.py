@@ -6,7 +6,9 @@ Stand-in binaries on a PATH of the test's own; the GKE inventory's variables oth
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -104,6 +106,22 @@ def test_an_auth_plugin_without_adc_support_is_too_old(tmp_path, tools, output, 
     assert run.returncode == 2, text
     assert f"is too old ({shown})" in text
     assert "--use_application_default_credentials" in text
+
+
+def test_each_collection_below_its_minimum_is_named_with_both_versions(tmp_path, tools):
+    minimums = {"google.cloud": "0.1.0", "kubernetes.core": "99.0.0"}
+    run, output = play(
+        tmp_path,
+        tools,
+        "playbooks/preflight.yml",
+        "-e",
+        json.dumps({"__preflight_min_collections": minimums}),
+    )
+    assert run.returncode == 2, output
+    assert re.search(
+        r"Collection kubernetes\.core \d+\.\d+\.\d+: 99\.0\.0 or newer is needed", output
+    )
+    assert "Collection google.cloud" not in output
 
 
 def test_token_mode_needs_no_auth_plugin(tmp_path, tools):
