@@ -109,6 +109,22 @@ def test_valid_inputs_pass(tmp_path, role, variables):
             id="gke_cluster",
         ),
         pytest.param(
+            "gke_cluster",
+            {
+                "gke_cluster_project": "my-project-123",
+                "gke_cluster_api_environment": {
+                    "HTTPS_PROXY": "http://user:s3cret-proxy-pass@127.0.0.1:3128",
+                    "NO_PROXY": 1,
+                },
+            },
+            [
+                "gke_cluster_api_environment must map variable names to strings;"
+                " not strings: NO_PROXY"
+            ],
+            "s3cret-proxy-pass",
+            id="gke_cluster-environment",
+        ),
+        pytest.param(
             "helm_tiller",
             {"helm_tiller_namespace": "Bad_Ns", "helm_tiller_legacy_client": "/opt/helm2"},
             [
