@@ -22,7 +22,7 @@ VALIDATE_PLAY = [
                 "name": "Validate",
                 "ansible.builtin.include_role": {
                     "name": "{{ role_under_test }}",
-                    "tasks_from": "validate.yml",
+                    "tasks_from": "validate",
                 },
             }
         ],
@@ -143,3 +143,19 @@ def test_every_bad_input_is_named_in_one_failure(tmp_path, role, variables, mess
     missing = [message for message in messages if message not in output]
     assert missing == [], output
     assert secret not in output
+
+
+@pytest.mark.parametrize(
+    ("role", "variables", "message"),
+    [
+        ("dask_chart", {**DASK_CHART_CONTEXT, "dask_chart_no_log": "sometimes"}, "dask_chart_no_log"),
+        ("helm_tiller", {"helm_tiller_leftover_action": "ignore"}, "helm_tiller_leftover_action"),
+    ],
+)
+def test_the_validate_entry_point_checks_the_argument_spec(tmp_path, role, variables, message):
+    # No task of validate.yml repeats the spec: the `validate` entry point's own spec
+    # (meta/argument_specs.yml) must check types and choices when deploy.yml runs it alone.
+    run, output = validate(tmp_path, role, variables)
+    assert run.returncode != 0, output
+    assert "Validating arguments against arg spec 'validate'" in output, output
+    assert message in output
