@@ -34,9 +34,11 @@ DASK_CHART_CONTEXT = {
 }
 
 
-def validate(tmp_path, role: str, variables: dict):
+def validate(tmp_path, role: str, variables: dict, entry_point: str = "validate"):
+    play = json.loads(json.dumps(VALIDATE_PLAY))
+    play[0]["tasks"][0]["ansible.builtin.include_role"]["tasks_from"] = entry_point
     playbook = tmp_path / "validate.yml"
-    playbook.write_text(json.dumps(VALIDATE_PLAY))
+    playbook.write_text(json.dumps(play))
     extra = tmp_path / "vars.json"
     extra.write_text(json.dumps({"role_under_test": role, **variables}))
     run = ansible_playbook(tmp_path, "-i", "localhost,", str(playbook), "-e", f"@{extra}")
@@ -148,7 +150,11 @@ def test_every_bad_input_is_named_in_one_failure(tmp_path, role, variables, mess
 @pytest.mark.parametrize(
     ("role", "variables", "message"),
     [
-        ("dask_chart", {**DASK_CHART_CONTEXT, "dask_chart_no_log": "sometimes"}, "dask_chart_no_log"),
+        (
+            "dask_chart",
+            {**DASK_CHART_CONTEXT, "dask_chart_no_log": "sometimes"},
+            "dask_chart_no_log",
+        ),
         ("helm_tiller", {"helm_tiller_leftover_action": "ignore"}, "helm_tiller_leftover_action"),
     ],
 )
@@ -159,3 +165,23 @@ def test_the_validate_entry_point_checks_the_argument_spec(tmp_path, role, varia
     assert run.returncode != 0, output
     assert "Validating arguments against arg spec 'validate'" in output, output
     assert message in output
+
+
+@pytest.mark.parametrize(
+    ("role", "variables", "message"),
+    [
+        (
+            "dask_chart",
+            {**DASK_CHART_CONTEXT, "dask_chart_release": "Bad_Name"},
+            'dask_chart_release="Bad_Name" is not a valid name',
+        ),
+        ("helm_tiller", {"helm_tiller_namespace": "Bad_Ns"}, 'helm_tiller_namespace="Bad_Ns"'),
+    ],
+)
+def test_the_main_entry_point_checks_its_inputs_first(tmp_path, role, variables, message):
+    # deploy.yml tells the roles that its pre_tasks checked them; a runbook that
+    # includes a role on its own must still get the checks before any other task.
+    run, output = validate(tmp_path, role, variables, entry_point="main")
+    assert run.returncode != 0, output
+    assert message in output
+    assert f"{role} : validate | Check the inputs the argument specs cannot express" in output
