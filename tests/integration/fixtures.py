@@ -69,6 +69,7 @@ SETTINGS = (
     "dask_chart_endpoints_file",
     "dask_chart_jupyter_password_file",
     "dask_chart_ready_timeout",
+    "dask_chart_smoke_test",
 )
 
 

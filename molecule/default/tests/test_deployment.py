@@ -207,3 +207,17 @@ def test_endpoints_file_matches_the_services(load_balancers, endpoints_file, set
     assert endpoints["helm_version"].split(".")[0] == str(settings["helm_tiller_helm_major"])
     galaxy = harness.load_yaml(harness.REPO_ROOT / "galaxy.yml")
     assert endpoints["dask_gke_version"] == str(galaxy["version"])
+
+
+def test_endpoints_file_records_the_versions_the_smoke_test_reported(endpoints_file, settings):
+    # The sandbox inventory turns the smoke test on (a real node, a LoadBalancer this
+    # machine reaches): the control node's client reports what every worker runs.
+    smoke_test = str(settings["dask_chart_smoke_test"]).lower()
+    assert smoke_test == "true", "the scenario expects the smoke test on"
+    version = str(settings["dask_chart_dask_version"])
+    assert json.loads(endpoints_file.read_text())["versions"] == {
+        "configured": version,
+        "scheduler": version,
+        "workers": [version],
+        "worker_count": int(settings["dask_chart_worker_replicas"]),
+    }
