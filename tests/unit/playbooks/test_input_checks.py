@@ -147,41 +147,51 @@ def test_every_bad_input_is_named_in_one_failure(tmp_path, role, variables, mess
     assert secret not in output
 
 
+# Which task must fail, by entry point: `validate` (deploy.yml's pre_tasks) has no
+# task repeating the spec, so its own spec must check types and choices; `main` (a
+# runbook that includes a role on its own, where deploy.yml would tell the role that
+# its pre_tasks checked) must still run the checks before any other task.
+SPEC_TASK = "Validating arguments against arg spec 'validate'"
+CHECK_TASK = "{role} : validate | Check the inputs the argument specs cannot express"
+
+
 @pytest.mark.parametrize(
-    ("role", "variables", "message"),
+    ("entry_point", "role", "variables", "message", "failing_task"),
     [
         (
+            "validate",
             "dask_chart",
             {**DASK_CHART_CONTEXT, "dask_chart_no_log": "sometimes"},
             "dask_chart_no_log",
+            SPEC_TASK,
         ),
-        ("helm_tiller", {"helm_tiller_leftover_action": "ignore"}, "helm_tiller_leftover_action"),
-    ],
-)
-def test_the_validate_entry_point_checks_the_argument_spec(tmp_path, role, variables, message):
-    # No task of validate.yml repeats the spec: the `validate` entry point's own spec
-    # (meta/argument_specs.yml) must check types and choices when deploy.yml runs it alone.
-    run, output = validate(tmp_path, role, variables)
-    assert run.returncode != 0, output
-    assert "Validating arguments against arg spec 'validate'" in output, output
-    assert message in output
-
-
-@pytest.mark.parametrize(
-    ("role", "variables", "message"),
-    [
         (
+            "validate",
+            "helm_tiller",
+            {"helm_tiller_leftover_action": "ignore"},
+            "helm_tiller_leftover_action",
+            SPEC_TASK,
+        ),
+        (
+            "main",
             "dask_chart",
             {**DASK_CHART_CONTEXT, "dask_chart_release": "Bad_Name"},
             'dask_chart_release="Bad_Name" is not a valid name',
+            CHECK_TASK,
         ),
-        ("helm_tiller", {"helm_tiller_namespace": "Bad_Ns"}, 'helm_tiller_namespace="Bad_Ns"'),
+        (
+            "main",
+            "helm_tiller",
+            {"helm_tiller_namespace": "Bad_Ns"},
+            'helm_tiller_namespace="Bad_Ns"',
+            CHECK_TASK,
+        ),
     ],
 )
-def test_the_main_entry_point_checks_its_inputs_first(tmp_path, role, variables, message):
-    # deploy.yml tells the roles that its pre_tasks checked them; a runbook that
-    # includes a role on its own must still get the checks before any other task.
-    run, output = validate(tmp_path, role, variables, entry_point="main")
+def test_each_entry_point_checks_its_inputs_first(
+    tmp_path, entry_point, role, *, variables, message, failing_task
+):
+    run, output = validate(tmp_path, role, variables, entry_point=entry_point)
     assert run.returncode != 0, output
+    assert failing_task.format(role=role) in output, output
     assert message in output
-    assert f"{role} : validate | Check the inputs the argument specs cannot express" in output
