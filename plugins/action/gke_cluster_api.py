@@ -359,13 +359,12 @@ class ActionModule(ActionBase):
     def _wait_for_operation(self, name: str) -> str | None:
         """Wait until operation `name` (another one, holding the cluster) is DONE; None when
         it is, else why not."""
-        _op, problem = self._await_operation(
-            name, "that holds the cluster", "the cluster is held by "
-        )
+        _op, problem = self._await_operation(name, holder=True)
         return problem
 
-    def _await_operation(self, name: str, role: str, prefix: str = "") -> tuple[dict, str | None]:
-        """Poll operation `name` until DONE (or gone), bounded by the task's timeout.
+    def _await_operation(self, name: str, *, holder: bool) -> tuple[dict, str | None]:
+        """Poll operation `name` until DONE (or gone), bounded by the task's timeout; `holder`:
+        another operation that holds the cluster, else this task's own.
 
         Returns its last state and None, or why the wait ended without it being DONE."""
         url = (
@@ -380,15 +379,22 @@ class ActionModule(ActionBase):
             if op.get("status") == "DONE" or answer.get("status") == HTTP_NOT_FOUND:
                 return op, None
             if not announced:
-                display.display(
-                    f"Waiting for GKE operation {name} ({op.get('operationType', '?')}) {role}, "
-                    f"up to {self._timeout} s",
-                    color="yellow",
+                text = (
+                    f"Waiting for GKE operation {name} ({op.get('operationType', '?')}) "
+                    f"{'that holds the cluster' if holder else 'of this task'}, "
+                    f"up to {self._timeout} s"
                 )
+                # Another operation holding the cluster is news; the task's own is what
+                # the task says it waits for (and stdout may be a JSON callback's).
+                if holder:
+                    display.display(text, color="yellow")
+                else:
+                    display.vv(text)
                 announced = True
             if time.monotonic() >= deadline:
                 return op, (
-                    f"{prefix}{describe_operation(op or {'name': name})} still after "
+                    f"{'the cluster is held by ' if holder else ''}"
+                    f"{describe_operation(op or {'name': name})} still after "
                     f"{self._timeout} s (gke_cluster_operation_timeout)"
                 )
             time.sleep(self._poll)
@@ -631,7 +637,7 @@ class ActionModule(ActionBase):
             return {"failed": True, "msg": message, "changed": False, "operations": []}
         done = {"changed": True, "operations": [op["name"]], "status": status}
         if op.get("status") != "DONE":
-            final, problem = self._await_operation(op["name"], "of this task")
+            final, problem = self._await_operation(op["name"], holder=False)
             op = final or op
             if problem is not None:
                 return {**done, "failed": True, "msg": self._operation_failure(op, "", problem)}

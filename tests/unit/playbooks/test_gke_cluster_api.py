@@ -335,7 +335,9 @@ def test_a_cluster_create_is_one_post_waited_for_until_its_operation_is_done(no_
             ],
         }
     )
-    result = module._run_requests({"cluster": CREATE}, set())
+    with mock.patch.object(api.display, "display") as shown:
+        result = module._run_requests({"cluster": CREATE}, set())
+    shown.assert_not_called()  # stdout may be a JSON callback's: the own wait is quiet
     assert module._google.calls == [
         f"POST {PARENT}/clusters",
         f"GET {OPERATION_URL}",
