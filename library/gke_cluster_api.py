@@ -22,6 +22,14 @@ description:
     O(timeout) seconds (the google.cloud modules poll without a limit). After a write, the
     operations it started are read back: one that ended with an error fails the task with
     GKE's message (the modules report those as success)."
+  - "A raw GKE write of O(requests) (today: a cluster create, C(POST .../clusters), which
+    can carry its node pools as C(gcloud container clusters create --num-nodes) sends
+    them) is skipped in check mode; otherwise the operation it returns is polled every
+    O(poll) seconds until DONE, bounded by O(timeout), and one that ended with an error, or
+    is still running at the bound, fails the task with GKE's message. A retry of the write
+    that meets 409 ALREADY_EXISTS (an earlier attempt's answer was lost: a transport error,
+    a 5xx after GKE acted) waits for the operation that attempt started on the same target;
+    without one, the 409 fails the task (the object existed before the call)."
   - Runs on the control node; module runs go through the task's connection as usual.
 version_added: "1.0.0"
 author:
@@ -59,7 +67,9 @@ options:
     type: dict
     default: {}
   timeout:
-    description: Longest a module run or an operation wait may take, in seconds.
+    description: >-
+      Longest a module run, the wait for a raw write's operation, or the wait for an
+      operation that holds the cluster may take, in seconds.
     type: int
     default: 1800
   poll:
@@ -68,8 +78,11 @@ options:
     default: 5
   requests:
     description: >-
-      Raw calls, for the Google APIs that have no module: name -> URL (a GET) or
-      {url, method, body}. Returns responses.<name>.status and .json.
+      Raw calls, made in order, for the Google APIs that have no module or whose module
+      cannot say what is needed: name -> URL (a GET) or {url, method, body, allow}, where
+      allow adds statuses to O(allow) for that call only. Returns responses.<name>.status
+      and .json; for a GKE write, .json is its operation once DONE. The first call that
+      fails ends the task.
     type: dict
   allow:
     description: HTTP statuses of O(requests) that are answers, not errors (e.g. [404]).
@@ -93,7 +106,8 @@ attributes:
   check_mode:
     support: full
     description:
-      - Reads and token checks run; a write module is reported as a change, not run.
+      - Reads and token checks run; a write module, or a raw GKE write of O(requests), is
+        reported as a change, not run (its response has status and json null).
   diff_mode:
     support: none
     description: GKE objects are compared by the calling tasks, not here.
@@ -109,6 +123,35 @@ EXAMPLES = r"""
     retry: {timeout: 600, delay: 2, max_delay: 60}
     module: google.cloud.gcp_container_cluster_info
   register: cluster_info
+
+- name: Read the project and its region in one task; a missing region is an answer
+  dask_gke.core.gke_cluster_api:
+    connection: "{{ connection }}"
+    requests:
+      project: https://compute.googleapis.com/compute/v1/projects/my-project
+      region:
+        url: https://compute.googleapis.com/compute/v1/projects/my-project/regions/us-central1
+        allow: [404]
+  register: project_read
+
+- name: Create a cluster with its node pool in one request and wait for it
+  dask_gke.core.gke_cluster_api:
+    connection: "{{ connection }}"
+    requests:
+      cluster:
+        method: POST
+        url: https://container.googleapis.com/v1/projects/my-project/locations/us-central1-a/clusters
+        body:
+          cluster:
+            name: dask
+            network: default
+            nodePools:
+              - name: dask-pool
+                initialNodeCount: 5
+                config: {machineType: n1-standard-1, diskSizeGb: 100, diskType: pd-balanced}
+    timeout: 1800
+    poll: 5
+  register: created  # created.responses.cluster.json: the CREATE_CLUSTER operation, DONE
 """
 
 RETURN = r"""
@@ -125,6 +168,11 @@ responses:
   description: For O(requests), name -> {status, json}.
   type: dict
   returned: with requests
+operations:
+  description: The GKE operations this task started (names); a change when not empty.
+  type: list
+  elements: str
+  returned: after a write
 token:
   description: For O(access_token), the token (the task must set no_log).
   type: str

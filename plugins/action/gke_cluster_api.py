@@ -45,13 +45,19 @@ HTTP_REDIRECTS = 300  # first status that is not a success
 DEFAULT_RETRY = {"timeout": 600, "delay": 2, "max_delay": 60}
 REQUEST_TIMEOUT = 30  # seconds of one HTTP call of the plugin itself
 CLOCK_SKEW = timedelta(seconds=5)  # between the control node and GKE's operation times
-# The operations a write of each module starts, to tell them from GKE's own ones.
+# The operations a write starts, to tell them from GKE's own ones: a module's by its
+# name and state, a raw GKE call of `requests` by its method and the collection its
+# URL ends with. A raw write is skipped in check mode and waited for.
 WRITE_OPERATIONS = {
     ("google.cloud.gcp_container_cluster", "present"): ("CREATE_CLUSTER", "DELETE_NODE_POOL"),
     ("google.cloud.gcp_container_cluster", "absent"): ("DELETE_CLUSTER",),
     ("google.cloud.gcp_container_node_pool", "present"): ("CREATE_NODE_POOL",),
     ("google.cloud.gcp_container_node_pool", "absent"): ("DELETE_NODE_POOL",),
+    ("POST", "clusters"): ("CREATE_CLUSTER",),
 }
+# The field of a raw write's body that holds the new resource (its `name` is the target).
+RAW_WRITE_RESOURCE = {"clusters": "cluster"}
+HTTP_CONFLICT = 409  # ALREADY_EXISTS
 BLOCKING_OPERATION = re.compile(r"incompatible operation (operation-[\w-]+)")
 STATUS_IN_MESSAGE = (
     re.compile(r"['\"]code['\"]: (\d{3})"),  # the modules' "GCP returned error: {...}"
@@ -158,6 +164,26 @@ def describe_operation(op: dict) -> str:
         f"{'failed with error ' + str(error.get('code', '?')) + ': ' if error else 'is '}"
         f"{(error.get('message') or op.get('status', '?')).rstrip('. ')}"
     )
+
+
+def raw_write(call: dict, method: str) -> tuple[str, tuple] | None:
+    """(target, operation types) of a raw call that writes to GKE, or None for a read.
+
+    The target is the path operations_of_call matches, e.g. "/clusters/dask"."""
+    url = call["url"]
+    if not url.startswith(GKE_API + "/"):
+        return None
+    collection = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    types = WRITE_OPERATIONS.get((method, collection))
+    if types is None:
+        return None
+    resource = ((call.get("body") or {}).get(RAW_WRITE_RESOURCE[collection]) or {}).get("name")
+    if not resource:
+        raise AnsibleActionFail(
+            f"{method} {url}: the body names no {RAW_WRITE_RESOURCE[collection]}.name"
+        )
+    parent = url.split("/locations/", 1)[-1].split("?", 1)[0].rstrip("/")
+    return "/" + parent.split("/", 1)[1] + "/" + resource, types
 
 
 # ---- Google credentials and HTTP -----------------------------------------------------
@@ -331,7 +357,16 @@ class ActionModule(ActionBase):
             time.sleep(pause)
 
     def _wait_for_operation(self, name: str) -> str | None:
-        """Wait until operation `name` is DONE; None when it is, else why not."""
+        """Wait until operation `name` (another one, holding the cluster) is DONE; None when
+        it is, else why not."""
+        _op, problem = self._await_operation(name, holder=True)
+        return problem
+
+    def _await_operation(self, name: str, *, holder: bool) -> tuple[dict, str | None]:
+        """Poll operation `name` until DONE (or gone), bounded by the task's timeout; `holder`:
+        another operation that holds the cluster, else this task's own.
+
+        Returns its last state and None, or why the wait ended without it being DONE."""
         url = (
             f"{GKE_API}/projects/{self._google.project}/locations/"
             f"{self._google.location}/operations/{name}"
@@ -342,17 +377,24 @@ class ActionModule(ActionBase):
             answer = self._get_json(url)
             op = answer.get("json") or {}
             if op.get("status") == "DONE" or answer.get("status") == HTTP_NOT_FOUND:
-                return None
+                return op, None
             if not announced:
-                display.display(
-                    f"Waiting for GKE operation {name} ({op.get('operationType', '?')}) that "
-                    f"holds the cluster, up to {self._timeout} s",
-                    color="yellow",
+                text = (
+                    f"Waiting for GKE operation {name} ({op.get('operationType', '?')}) "
+                    f"{'that holds the cluster' if holder else 'of this task'}, "
+                    f"up to {self._timeout} s"
                 )
+                # Another operation holding the cluster is news; the task's own is what
+                # the task says it waits for (and stdout may be a JSON callback's).
+                if holder:
+                    display.display(text, color="yellow")
+                else:
+                    display.vv(text)
                 announced = True
             if time.monotonic() >= deadline:
-                return (
-                    f"the cluster is held by {describe_operation(op)} still after "
+                return op, (
+                    f"{'the cluster is held by ' if holder else ''}"
+                    f"{describe_operation(op or {'name': name})} still after "
                     f"{self._timeout} s (gke_cluster_operation_timeout)"
                 )
             time.sleep(self._poll)
@@ -497,15 +539,9 @@ class ActionModule(ActionBase):
         causes = failed or (running if outcome.get("failed") else [])
         if causes:
             outcome["failed"] = True
-            outcome["msg"] = (
-                f"GKE: {self._task.get_name()}: {describe_operation(causes[0])}. "
-                + (
-                    f"Module said: {str(outcome.get('msg', '')).rstrip('. ')}. "
-                    if outcome.get("msg")
-                    else ""
-                )
-                + f"Inspect with: gcloud container operations describe {causes[0].get('name')} "
-                f"--project {args['project']} --location {args['location']}"
+            said = str(outcome.get("msg", "")).rstrip(". ")
+            outcome["msg"] = self._operation_failure(
+                causes[0], f"Module said: {said}. " if said else ""
             )
         elif outcome.get("failed") and listed.get("status") != HTTP_OK:
             unread = listed.get("msg", "")
@@ -514,7 +550,15 @@ class ActionModule(ActionBase):
             )
         outcome["operations"] = [op.get("name") for op in operations]
 
-    # ---- raw reads ----------------------------------------------------------------
+    def _operation_failure(self, op: dict, said: str = "", description: str = "") -> str:
+        """The failure message of an operation of this call that failed or is still running."""
+        return (
+            f"GKE: {self._task.get_name()}: {description or describe_operation(op)}. {said}"
+            f"Inspect with: gcloud container operations describe {op.get('name')} "
+            f"--project {self._google.project} --location {self._google.location}"
+        )
+
+    # ---- raw calls ----------------------------------------------------------------
 
     def _request_once(self, call: dict, method: str, allowed: set[int]):
         """One raw call: (what it found, why to retry or None)."""
@@ -536,19 +580,70 @@ class ActionModule(ActionBase):
 
     def _run_requests(self, calls: dict, allowed: set[int]) -> dict:
         responses = {}
+        result = {"changed": False, "responses": responses}
         for name, spec in calls.items():
             call = spec if isinstance(spec, dict) else {"url": spec}
             method = call.get("method", "GET").upper()
-            attempt = functools.partial(self._request_once, call, method, allowed)
+            allow = allowed | set(call.get("allow") or [])
+            write = raw_write(call, method)
+            if write is not None:
+                outcome = self._raw_write(call, method, *write)
+                result["changed"] = result["changed"] or outcome.pop("changed")
+                result.setdefault("operations", []).extend(outcome.pop("operations"))
+                if outcome.get("failed"):
+                    return {**result, "failed": True, "msg": outcome["msg"]}
+                responses[name] = outcome
+                continue
+            attempt = functools.partial(self._request_once, call, method, allow)
             outcome, _attempts = self._retrying(attempt, f"{method} {call['url']}")
             if outcome.get("status") is None or (
-                outcome["status"] >= HTTP_REDIRECTS and outcome["status"] not in allowed
+                outcome["status"] >= HTTP_REDIRECTS and outcome["status"] not in allow
             ):
                 message = outcome.get("msg", "")
                 message += disabled_service_hint(message, self._google.project)
-                return {"failed": True, "msg": message, "responses": responses}
+                return {**result, "failed": True, "msg": message}
             responses[name] = {"status": outcome["status"], "json": outcome["json"]}
-        return {"changed": False, "responses": responses}
+        return result
+
+    def _raw_write(self, call: dict, method: str, target: str, types: tuple) -> dict:
+        """A GKE write and the operation it starts, waited for: {status, json (the
+        operation), changed, operations} or {failed, msg, changed, operations}.
+
+        Retried as every call. An answer lost on the way (a transport error, a 5xx after
+        GKE acted) makes the retry meet 409 ALREADY_EXISTS: then the operation this call
+        started on the target is the one waited for; with none, the 409 is the answer."""
+        if self._task.check_mode:
+            return {"status": None, "json": None, "changed": True, "operations": []}
+        since = (datetime.now(UTC) - CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%S")
+        what = f"{method} {call['url']}"
+        attempt = functools.partial(self._request_once, call, method, set())
+        outcome, _attempts = self._retrying(attempt, what)
+        status, op = outcome.get("status"), outcome.get("json") or {}
+        if status == HTTP_CONFLICT:
+            listed = self._get_json(
+                f"{GKE_API}/projects/{self._google.project}/locations/"
+                f"{self._google.location}/operations"
+            )
+            ours = operations_of_call(
+                (listed.get("json") or {}).get("operations", []), target, types, since
+            )
+            if not ours:
+                return {**outcome, "failed": True, "changed": False, "operations": []}
+            op = ours[-1]
+            self._retried.append(f"{op.get('name')} of an earlier attempt")
+        elif status is None or status >= HTTP_REDIRECTS or not op.get("name"):
+            message = outcome.get("msg") or f"{what}: HTTP {status}: no operation in the answer"
+            message += disabled_service_hint(message, self._google.project)
+            return {"failed": True, "msg": message, "changed": False, "operations": []}
+        done = {"changed": True, "operations": [op["name"]], "status": status}
+        if op.get("status") != "DONE":
+            final, problem = self._await_operation(op["name"], holder=False)
+            op = final or op
+            if problem is not None:
+                return {**done, "failed": True, "msg": self._operation_failure(op, "", problem)}
+        if op.get("error"):
+            return {**done, "failed": True, "msg": self._operation_failure(op)}
+        return {**done, "json": op}
 
     # ---- tokens -------------------------------------------------------------------
 

@@ -129,6 +129,10 @@ def _http_errors(http) -> dict:
                 f"http_errors.match is not a regular expression: {error}"
             ) from None
         result["match"] = http["match"]
+    if not isinstance(http.get("after", False), bool):
+        raise FaultSettingsError("http_errors.after must be a boolean")
+    if http.get("after"):
+        result["after"] = True
     return result
 
 
@@ -219,13 +223,17 @@ class Faults:
             self._released.set()
             self._released = threading.Event()
 
-    def take_http_error(self, method: str = "GET", path: str = "") -> int | None:
+    def take_http_error(
+        self, method: str = "GET", path: str = "", after: bool = False
+    ) -> int | None:
         """The HTTP code this GKE API call must answer, counting the burst down.
 
-        With `match`, only calls whose "METHOD /path" matches it count."""
+        With `match`, only calls whose "METHOD /path" matches it count. A burst with
+        `after` is taken (after=True) once the call was carried out: its answer is lost,
+        as when Google's front end gives up on a backend that acted."""
         with self._lock:
             http = self._settings.get("http_errors")
-            if not http:
+            if not http or http.get("after", False) != after:
                 return None
             if "match" in http and not re.search(http["match"], f"{method} {path}"):
                 return None

@@ -233,6 +233,14 @@ class GkeHandler(BaseHTTPRequestHandler):
                     op_fault = app.service.operation_fault(operation)
                     if op_fault and self.command != "GET":
                         fault = f"operations:{op_fault}"
+                lost = app.faults.take_http_error(self.command, path, after=True)
+                if lost is not None:  # carried out, but the caller is told it failed
+                    fault = f"http_errors:{lost}:after"
+                    if lost == 502:
+                        app.request_log.add(self.command, path, lost, fault, host)
+                        self._send_raw(lost, "text/html; charset=UTF-8", BAD_GATEWAY_PAGE)
+                        return
+                    raise FAULT_ERRORS[lost]
         except ApiError as error:
             status, result = error.http_code, error.body()
         except Exception:  # answer 500 like Google, not a dropped connection

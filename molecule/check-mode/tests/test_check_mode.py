@@ -74,7 +74,8 @@ def test_2_converge_creates_the_cluster_and_its_pool(admin, cluster_name, settin
     run, calls = step(admin, "converge", tags="cluster")
     assert run.recap().get("changed", 0) >= 1, run.describe()
     created = [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in harness.writes(calls)]
-    assert ("POST", "clusters") in created and ("POST", "nodePools") in created, created
+    # One request: the cluster with its node pool (no bootstrap pool to delete).
+    assert created == [("POST", "clusters")], harness.describe_requests(calls)
     cluster = admin.cluster(cluster_name)
     assert cluster["status"] == "RUNNING"
     assert [p["name"] for p in cluster["nodePools"]] == [settings["gke_cluster_node_pool_name"]]

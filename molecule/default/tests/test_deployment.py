@@ -47,6 +47,15 @@ def container_env(deployment: client.V1Deployment) -> dict[str, str]:
     return {e.name: e.value for e in container.env or []}
 
 
+def test_the_converge_created_the_cluster_and_its_pool_in_one_request(admin, cluster_name):
+    # create.yml cleared the log; the converge and molecule's idempotence run followed
+    # (no verifier test before this one writes).
+    calls = admin.requests()
+    writes = [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in harness.writes(calls)]
+    assert writes == [("POST", "clusters")], harness.describe_requests(calls)
+    assert not [c for c in calls if "nodePools" in c["path"]], harness.describe_requests(calls)
+
+
 def test_cluster_running_with_its_node_pool(admin, cluster_name, settings):
     cluster = admin.cluster(cluster_name)
     assert cluster, f"emulator has no cluster {cluster_name}: {admin.clusters()}"
@@ -54,7 +63,7 @@ def test_cluster_running_with_its_node_pool(admin, cluster_name, settings):
     expected_pool = settings["gke_cluster_node_pool_name"]
     expected_nodes = int(settings["gke_cluster_node_count"])
     pools = {p["name"]: p for p in cluster["nodePools"]}
-    assert list(pools) == [expected_pool], "the transient default-pool must be gone"
+    assert list(pools) == [expected_pool], "only the configured pool, no default-pool"
     pool = pools[expected_pool]
     assert pool["status"] == "RUNNING"
     assert int(pool["initialNodeCount"]) * len(pool["locations"]) == expected_nodes

@@ -61,14 +61,15 @@ def cluster_calls(admin, label: str, **run) -> tuple[harness.PlaybookRun, list[d
     return result, admin.requests()
 
 
-def one_node_cluster(admin, name: str, label: str) -> list[dict]:
-    """Create the one-node cluster `name` with a --tags cluster run that must succeed;
-    return the run's GKE API calls."""
+def one_node_cluster(admin, name: str, label: str, pool: str | None = None) -> list[dict]:
+    """Converge the one-node cluster `name` (with node pool `pool`, by default the
+    scenario's) with a --tags cluster run that must succeed; return its GKE API calls."""
+    pool_vars = {"gke_cluster_node_pool_name": pool} if pool else {}
     run, calls = cluster_calls(
         admin,
         label,
         tags="cluster",
-        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1},
+        extra_vars={"gke_cluster_name": name, "gke_cluster_node_count": 1, **pool_vars},
     )
     assert run.returncode == 0, run.describe()
     return calls
@@ -128,26 +129,33 @@ def test_5xx_bursts_are_survived(admin, faults, code):
 
 
 def test_a_background_upgrade_during_a_deploy_is_waited_for(admin, faults, settings):
-    # GKE upgrades the new cluster right after creating it: the module's own delete of
-    # the bootstrap pool, then our pool create, meet FAILED_PRECONDITION until it ends.
+    # GKE upgrades the new cluster right after creating it. The create already carried
+    # the node pool, so that run has nothing more to write and carries on; the next
+    # write, a second pool on the cluster, meets FAILED_PRECONDITION until it ends.
     name = "fault-upgrading"
     faults(
         {
             "background_operations": {
                 "type": "UPGRADE_MASTER",
-                "seconds": 20,
+                "seconds": 60,
                 "trigger": "after_create",
             }
         }
     )
-    calls = one_node_cluster(admin, name, "background-upgrade")
-    refused = [c for c in calls if c["status"] == 400]
-    assert refused, f"no write met the upgrade:\n{harness.describe_requests(calls)}"
+    created = one_node_cluster(admin, name, "background-upgrade")
+    writes = [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in harness.writes(created)]
+    assert writes == [("POST", "clusters")], harness.describe_requests(created)
     upgrade = next(
         op
         for op in admin.state()["operations"]
         if op["operationType"] == "UPGRADE_MASTER" and f"/clusters/{name}" in op["targetLink"]
     )
+    assert upgrade["status"] == "RUNNING", "the create run waited for GKE's own upgrade"
+    second = "second-pool"
+    calls = one_node_cluster(admin, name, "background-upgrade-second-pool", second)
+    refused = [c for c in calls if c["status"] == 400 and c["path"].endswith("/nodePools")]
+    assert refused, f"no write met the upgrade:\n{harness.describe_requests(calls)}"
+    upgrade = operation_named(admin, upgrade["name"])
     assert upgrade["status"] == "DONE"
     pool_created = [
         c
@@ -157,15 +165,71 @@ def test_a_background_upgrade_during_a_deploy_is_waited_for(admin, faults, setti
     assert pool_created and pool_created[0]["ts"] >= upgrade["endTime"][:23], (
         f"the pool was created before the upgrade ended:\n{harness.describe_requests(calls)}"
     )
-    pools = [p["name"] for p in admin.cluster(name)["nodePools"]]
-    assert pools == [settings["gke_cluster_node_pool_name"]], pools
+    pools = sorted(p["name"] for p in admin.cluster(name)["nodePools"])
+    assert pools == sorted([settings["gke_cluster_node_pool_name"], second]), pools
 
 
-def test_the_bootstrap_pool_is_gone_after_its_delete_is_retried(admin, faults, settings):
-    # google.cloud's cluster module deletes default-pool right after the create; that
-    # delete is answered 503 once, the module fails and is retried: the retried module
-    # finds the cluster and does nothing, so the role must remove the pool itself.
+def test_a_create_whose_answer_was_lost_is_not_failed_by_its_retry(admin, faults, settings):
+    # GKE carries the create out, the caller is answered 503 (the front end gave up);
+    # the retried POST is answered 409 ALREADY_EXISTS: the create of the first attempt
+    # is the one to wait for, not a failure.
+    name = "fault-lost-answer"
+    faults(
+        {"http_errors": {"code": 503, "count": 1, "match": r"^POST .*/clusters$", "after": True}}
+    )
+    calls = one_node_cluster(admin, name, "create-answer-lost")
+    posts = [c for c in calls if c["method"] == "POST"]
+    assert [(c["status"], c["fault"]) for c in posts] == [
+        (503, "http_errors:503:after"),
+        (409, None),
+    ], harness.describe_requests(calls)
+    cluster = admin.cluster(name)
+    assert cluster["status"] == "RUNNING"
+    assert [p["name"] for p in cluster["nodePools"]] == [settings["gke_cluster_node_pool_name"]]
+    creates = [
+        op
+        for op in admin.state()["operations"]
+        if op["operationType"] == "CREATE_CLUSTER"
+        and op["targetLink"].endswith(f"/clusters/{name}")
+    ]
+    assert len(creates) == 1, creates
+
+
+def test_a_default_pool_left_by_an_older_version_goes_after_a_retried_delete(
+    admin, faults, settings
+):
+    # Earlier versions created clusters through google.cloud's cluster module: a
+    # bootstrap default-pool, deleted after the create, left behind when that delete
+    # failed. Such a cluster (made here as that module made it: initialNodeCount, no
+    # nodePools) gets the role's pool and loses default-pool, whose delete is answered
+    # 503 once and retried.
     name = "fault-bootstrap"
+    location = harness.resolve_settings(["gke_cluster_location"])["gke_cluster_location"]
+    made = harness.run_module(
+        "dask_gke.core.gke_cluster_api",
+        {
+            "connection": {
+                "project": "{{ gke_cluster_project }}",
+                "location": location,
+                "auth_kind": "{{ gke_cluster_auth_kind }}",
+                "service_account_file": "{{ gke_cluster_service_account_file }}",
+                "environment": "{{ gke_cluster_api_environment }}",
+            },
+            "requests": {
+                "cluster": {
+                    "method": "POST",
+                    "url": "https://container.googleapis.com/v1/projects/{{ gke_cluster_project }}"
+                    f"/locations/{location}/clusters",
+                    "body": {"cluster": {"name": name, "initialNodeCount": 1}},
+                }
+            },
+            "timeout": 120,
+            "poll": 1,
+        },
+        "old-style-cluster",
+    )
+    assert not made.get("failed"), made
+    assert [p["name"] for p in admin.cluster(name)["nodePools"]] == ["default-pool"]
     faults(
         {"http_errors": {"code": 503, "count": 1, "match": r"^DELETE .*/nodePools/default-pool$"}}
     )

@@ -20,6 +20,16 @@ def cluster(admin, cluster_name) -> dict:
     return found
 
 
+def test_the_converge_created_the_cluster_and_its_pool_in_one_request(admin, cluster):
+    # create.yml cleared the log; the converge and molecule's idempotence run followed.
+    calls = admin.requests()
+    writes = [
+        (c["method"], c["path"].split("/locations/")[-1], c["status"])
+        for c in harness.writes(calls)
+    ]
+    assert writes == [("POST", "us-central1/clusters", 200)], harness.describe_requests(calls)
+
+
 def test_the_cluster_is_regional_with_one_node_per_zone(cluster, settings):
     assert cluster["location"] == "us-central1"
     [pool] = cluster["nodePools"]

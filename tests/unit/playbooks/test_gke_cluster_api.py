@@ -251,3 +251,225 @@ def test_a_disabled_api_gets_the_command_that_enables_it():
     hint = api.disabled_service_hint(message, "my-project")
     assert "gcloud services enable container.googleapis.com --project my-project" in hint
     assert api.disabled_service_hint(module_error(404, "NOT_FOUND"), "my-project") == ""
+
+
+# ---- raw calls: several reads in one task, a cluster create waited for -------------
+
+PARENT = f"{api.GKE_API}/projects/p/locations/z"
+CREATE = {
+    "method": "POST",
+    "url": f"{PARENT}/clusters",
+    "body": {"cluster": {"name": "dask", "nodePools": [{"name": "pool", "initialNodeCount": 5}]}},
+}
+
+
+def answer(status: int, body=None):
+    """A requests.Response as the plugin reads it."""
+
+    def json():
+        if body is None:
+            raise ValueError("no JSON")
+        return body
+
+    return SimpleNamespace(status_code=status, json=json, text=str(body))
+
+
+def create_op(status: str, **extra) -> dict:
+    return {
+        "name": "operation-create",
+        "operationType": "CREATE_CLUSTER",
+        "status": status,
+        "startTime": "2999-01-01T00:00:00Z",  # after any `since`
+        "targetLink": f"{PARENT}/clusters/dask",
+        **extra,
+    }
+
+
+class FakeGoogle:
+    """GoogleConnection's session: answers (or exceptions) per "METHOD url", in order."""
+
+    project, location, auth_kind = "p", "z", "application"
+
+    def __init__(self, script: dict):
+        self.script = {key: list(answers) for key, answers in script.items()}
+        self.calls: list[str] = []
+
+    def session(self):
+        return self
+
+    def request(self, method, url, json=None, timeout=None):
+        key = f"{method} {url}"
+        self.calls.append(key)
+        found = self.script[key].pop(0) if len(self.script[key]) > 1 else self.script[key][0]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def get(self, url, timeout=None):
+        return self.request("GET", url, timeout=timeout)
+
+
+def raw_action(script: dict, check_mode=False, timeout=30):
+    module = action({"delay": 1, "max_delay": 1, "timeout": 60}, timeout=timeout)
+    module._google = FakeGoogle(script)
+    module._task = SimpleNamespace(check_mode=check_mode, get_name=lambda: "cluster | Create")
+    return module
+
+
+OPERATION_URL = f"{PARENT}/operations/operation-create"
+
+
+@pytest.fixture
+def no_sleep():
+    with mock.patch.object(api.time, "sleep") as sleep:
+        yield sleep
+
+
+def test_a_cluster_create_is_one_post_waited_for_until_its_operation_is_done(no_sleep):
+    module = raw_action(
+        {
+            f"POST {PARENT}/clusters": [answer(200, create_op("RUNNING"))],
+            f"GET {OPERATION_URL}": [
+                answer(200, create_op("RUNNING")),
+                answer(200, create_op("DONE")),
+            ],
+        }
+    )
+    with mock.patch.object(api.display, "display") as shown:
+        result = module._run_requests({"cluster": CREATE}, set())
+    shown.assert_not_called()  # stdout may be a JSON callback's: the own wait is quiet
+    assert module._google.calls == [
+        f"POST {PARENT}/clusters",
+        f"GET {OPERATION_URL}",
+        f"GET {OPERATION_URL}",
+    ]
+    assert result["changed"] is True and not result.get("failed")
+    assert result["operations"] == ["operation-create"]
+    assert result["responses"]["cluster"]["json"]["status"] == "DONE"
+
+
+def test_a_create_whose_operation_failed_fails_with_gkes_message(no_sleep):
+    failed = create_op("DONE", error={"code": 13, "message": "Sandbox: the operation failed."})
+    module = raw_action(
+        {
+            f"POST {PARENT}/clusters": [answer(200, create_op("RUNNING"))],
+            f"GET {OPERATION_URL}": [answer(200, failed)],
+        }
+    )
+    result = module._run_requests({"cluster": CREATE}, set())
+    assert result["failed"] is True and result["changed"] is True
+    assert (
+        "CREATE_CLUSTER operation-create failed with error 13: Sandbox: the operation failed"
+        in (result["msg"])
+    )
+    assert (
+        "gcloud container operations describe operation-create --project p --location z"
+        in (result["msg"])
+    )
+
+
+def test_a_create_still_running_at_the_bound_fails_naming_the_variable(no_sleep):
+    module = raw_action(
+        {
+            f"POST {PARENT}/clusters": [answer(200, create_op("RUNNING"))],
+            f"GET {OPERATION_URL}": [answer(200, create_op("RUNNING"))],
+        },
+        timeout=0,
+    )
+    result = module._run_requests({"cluster": CREATE}, set())
+    assert result["failed"] is True
+    assert "CREATE_CLUSTER operation-create is RUNNING still after 0 s" in result["msg"]
+    assert "gke_cluster_operation_timeout" in result["msg"]
+
+
+def test_a_retry_meeting_already_exists_waits_for_the_create_its_lost_answer_started(no_sleep):
+    # The first POST created the cluster but its answer was lost; the retry is told 409.
+    module = raw_action(
+        {
+            f"POST {PARENT}/clusters": [
+                api.requests.ConnectionError("Connection aborted."),
+                answer(409, {"error": {"code": 409, "status": "ALREADY_EXISTS"}}),
+            ],
+            f"GET {PARENT}/operations": [answer(200, {"operations": [create_op("RUNNING")]})],
+            f"GET {OPERATION_URL}": [answer(200, create_op("DONE"))],
+        }
+    )
+    result = module._run_requests({"cluster": CREATE}, set())
+    assert not result.get("failed"), result
+    assert result["changed"] is True and result["operations"] == ["operation-create"]
+    assert module._google.calls.count(f"POST {PARENT}/clusters") == 2
+    assert module._retried == [
+        "no answer (transport error)",
+        "operation-create of an earlier attempt",
+    ]
+
+
+def test_already_exists_without_an_operation_of_this_call_fails(no_sleep):
+    someone_elses = dict(create_op("DONE"), startTime="2000-01-01T00:00:00Z")
+    module = raw_action(
+        {
+            f"POST {PARENT}/clusters": [answer(409, {"error": {"status": "ALREADY_EXISTS"}})],
+            f"GET {PARENT}/operations": [answer(200, {"operations": [someone_elses]})],
+        }
+    )
+    result = module._run_requests({"cluster": CREATE}, set())
+    assert result["failed"] is True and result["changed"] is False
+    assert "HTTP 409" in result["msg"] and "ALREADY_EXISTS" in result["msg"]
+
+
+def test_a_create_answered_503_is_retried_with_the_policy(no_sleep):
+    module = raw_action(
+        {
+            f"POST {PARENT}/clusters": [answer(503, {"error": {}}), answer(200, create_op("DONE"))],
+        }
+    )
+    result = module._run_requests({"cluster": CREATE}, set())
+    assert not result.get("failed") and result["changed"] is True
+    assert module._retried == ["HTTP 503"]
+    assert module._google.calls == [f"POST {PARENT}/clusters"] * 2
+
+
+def test_a_create_in_check_mode_sends_nothing():
+    module = raw_action({}, check_mode=True)
+    result = module._run_requests({"cluster": CREATE}, set())
+    assert module._google.calls == []
+    assert result["changed"] is True
+    assert result["responses"]["cluster"] == {"status": None, "json": None}
+
+
+def test_several_reads_in_one_task_each_with_its_own_allowed_statuses(no_sleep):
+    region = "https://compute/regions/r"
+    module = raw_action(
+        {
+            "GET https://compute/project": [answer(403, {"error": {"message": "denied"}})],
+            f"GET {region}": [answer(404, {"error": {}})],
+        }
+    )
+    calls = {"project": {"url": "https://compute/project", "allow": [403]}, "region": region}
+    result = module._run_requests(calls, {404})
+    assert result == {
+        "changed": False,
+        "responses": {
+            "project": {"status": 403, "json": {"error": {"message": "denied"}}},
+            "region": {"status": 404, "json": {"error": {}}},
+        },
+    }
+    # The per-call allowance is that call's only.
+    module = raw_action({f"GET {region}": [answer(403, {"error": {}})]})
+    assert module._run_requests(calls | {"project": region}, {404})["failed"] is True
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "expected"),
+    [
+        ("POST", f"{PARENT}/clusters", ("/clusters/dask", ("CREATE_CLUSTER",))),
+        ("GET", f"{PARENT}/clusters", None),
+        (
+            "POST",
+            "https://iam.googleapis.com/v1/projects/-/serviceAccounts/x:testIamPermissions",
+            None,
+        ),
+    ],
+)
+def test_only_gke_writes_are_waited_for(method, url, expected):
+    assert api.raw_write({**CREATE, "url": url}, method) == expected

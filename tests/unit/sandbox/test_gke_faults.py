@@ -102,6 +102,7 @@ def test_load_balancer_fault_is_passed_to_the_backend(sandbox):
     [
         {"http_errors": {"code": 418, "count": 1}},
         {"http_errors": {"code": 503, "count": 0}},
+        {"http_errors": {"code": 503, "after": "yes"}},
         {"operations": {"mode": "explode"}},
         {"operations": {"mode": "fail", "types": ["REPAIR_CLUSTER"]}},
         {"load_balancer": {"assign": "no"}},
@@ -144,6 +145,26 @@ def test_an_http_error_with_match_hits_only_matching_calls(sandbox):
     retried = sandbox.call("DELETE", ZONE, "/clusters/dask/nodePools/default-pool")
     assert retried.status_code == 200
     assert sandbox.plain.get(f"{sandbox.admin}/faults", timeout=5).json() == {}
+
+
+@pytest.mark.parametrize("code", [503, 502])
+def test_an_http_error_after_the_call_loses_the_answer_of_a_create_that_happened(sandbox, code):
+    put_faults(
+        sandbox, {"http_errors": {"code": code, "count": 1, "match": "^POST ", "after": True}}
+    )
+    assert sandbox.call("GET", ZONE, "/clusters").status_code == 200  # not matched
+    body = {"cluster": {"name": "dask", "initialNodeCount": 1}}
+    assert sandbox.call("POST", ZONE, "/clusters", json=body).status_code == code
+    created = sandbox.call("GET", ZONE, "/clusters/dask")
+    assert created.status_code == 200, "the create was not carried out"
+    [op] = sandbox.call("GET", ZONE, "/operations").json()["operations"]
+    assert op["operationType"] == "CREATE_CLUSTER"
+    retried = sandbox.call("POST", ZONE, "/clusters", json=body)
+    assert (retried.status_code, retried.json()["error"]["status"]) == (409, "ALREADY_EXISTS")
+    assert [e["fault"] for e in sandbox.requests_log()[-5:-3]] == [
+        None,
+        f"http_errors:{code}:after",
+    ]
 
 
 def test_a_background_upgrade_holds_the_cluster_until_it_ends(sandbox):
