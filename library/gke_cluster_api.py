@@ -39,11 +39,15 @@ requirements:
   - google-auth >= 2.0
 options:
   connection:
-    description: project, location, auth_kind, service_account_file, access_token, environment.
+    description: >-
+      project, location, auth_kind, service_account_file, access_token, environment, and
+      retry (the retry policy of every call made with this connection, as O(retry)).
     type: dict
     required: true
   retry:
-    description: The retry policy; omitted keys take their defaults.
+    description: >-
+      The retry policy of this task; its keys win over the connection's retry, omitted keys
+      take the connection's, then the defaults.
     type: dict
     default: {}
     suboptions:

@@ -107,6 +107,13 @@ def judge(message: str, status: int | None = None) -> Verdict:
     return Verdict("fail", f"HTTP {status}" if status else "error")
 
 
+def retry_policy(connection_retry: dict | None, task_retry: dict | None) -> dict:
+    """The policy of one task: the defaults, then the connection's (the role's
+    gke_cluster_api_retry_* variables), then the task's own `retry`."""
+    merged = {**DEFAULT_RETRY, **(connection_retry or {}), **(task_retry or {})}
+    return {key: float(merged[key]) for key in DEFAULT_RETRY}
+
+
 @dataclass
 class Backoff:
     """Truncated exponential backoff with jitter, bounded in total."""
@@ -303,7 +310,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("gke_cluster needs the google-auth and requests packages")
         self._vars = task_vars
         self._google = GoogleConnection(args["connection"])
-        self._policy = {**DEFAULT_RETRY, **args["retry"]}
+        self._policy = retry_policy(args["connection"].get("retry"), args["retry"])
         self._timeout, self._poll = args["timeout"], max(1, args["poll"])
         self._retried: list[str] = []
         try:
@@ -350,9 +357,11 @@ class ActionModule(ActionBase):
                 )
                 return outcome, attempts
             self._retried.append(verdict.reason)
+            # stderr: stdout may be a JSON callback's.
             display.display(
                 f"{what}: {verdict.reason}, retry {backoff.retries} in {pause:.1f} s",
                 color="yellow",
+                stderr=True,
             )
             time.sleep(pause)
 
@@ -384,10 +393,10 @@ class ActionModule(ActionBase):
                     f"{'that holds the cluster' if holder else 'of this task'}, "
                     f"up to {self._timeout} s"
                 )
-                # Another operation holding the cluster is news; the task's own is what
-                # the task says it waits for (and stdout may be a JSON callback's).
+                # Another operation holding the cluster is news (on stderr: stdout may be
+                # a JSON callback's); the task's own is what the task says it waits for.
                 if holder:
-                    display.display(text, color="yellow")
+                    display.display(text, color="yellow", stderr=True)
                 else:
                     display.vv(text)
                 announced = True

@@ -154,6 +154,14 @@ def action(policy=None, timeout=30, poll=1):
     return module
 
 
+def test_the_roles_retry_variables_reach_the_policy_and_a_task_can_override_them():
+    # gke_cluster passes gke_cluster_api_retry_* in its connection block.
+    connection = {"delay": "3", "max_delay": 30, "timeout": 90}
+    assert api.retry_policy(connection, {}) == {"timeout": 90.0, "delay": 3.0, "max_delay": 30.0}
+    assert api.retry_policy(connection, {"timeout": 5})["timeout"] == 5.0
+    assert api.retry_policy(None, None) == {k: float(v) for k, v in api.DEFAULT_RETRY.items()}
+
+
 def test_the_retry_loop_backs_off_then_succeeds():
     answers = iter([({"failed": True}, api.Verdict("retry", "HTTP 503"))] * 2 + [({"ok": 1}, None)])
     module = action({"delay": 1, "max_delay": 8, "timeout": 100})
