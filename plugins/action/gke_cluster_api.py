@@ -520,14 +520,22 @@ class ActionModule(ActionBase):
         return status
 
     def _with_environment(self, run):
-        """Run with the connection's environment added to the task's (proxy, CA bundle)."""
+        """Run with the connection's environment added to the task's (proxy, CA bundle),
+        and without the controller's GCP_* variables: the google.cloud modules take them
+        as fallbacks (an exported GCP_ACCESS_TOKEN fails every other auth_kind, GCP_SCOPES
+        changes the scopes), while the connection alone decides. This worker process
+        runs this one task, and its environment is restored afterwards."""
         saved = self._task.environment
         extra = self._google.module_environment
         self._task.environment = [*(saved or []), extra] if extra else saved
+        inherited = {
+            name: os.environ.pop(name) for name in list(os.environ) if name.startswith("GCP_")
+        }
         try:
             return run()
         finally:
             self._task.environment = saved
+            os.environ.update(inherited)
 
     def _check_operations(self, outcome: dict, module: str, args: dict, types, since: str) -> None:
         """Fail with GKE's message when an operation of this call failed or is still running."""

@@ -5,6 +5,7 @@ action with its I/O (HTTP, module runs, sleeps) replaced by recorded fakes.
 """
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -481,3 +482,21 @@ def test_several_reads_in_one_task_each_with_its_own_allowed_statuses(no_sleep):
 )
 def test_only_gke_writes_are_waited_for(method, url, expected):
     assert api.raw_write({**CREATE, "url": url}, method) == expected
+
+
+def test_modules_run_without_the_controllers_gcp_variables(monkeypatch):
+    # google.cloud's modules fall back to GCP_ACCESS_TOKEN & co.: an exported token
+    # made every call of a service-account connection fail.
+    monkeypatch.setenv("GCP_ACCESS_TOKEN", "ya29.exported")
+    monkeypatch.setenv("GCP_SCOPES", "https://www.googleapis.com/auth/devstorage.read_only")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    module = action()
+    module._task = SimpleNamespace(environment=None)
+    module._google = SimpleNamespace(module_environment={"REQUESTS_CA_BUNDLE": "/ca.pem"})
+    seen = module._with_environment(lambda: (dict(os.environ), module._task.environment))
+    environ, task_environment = seen
+    assert not [name for name in environ if name.startswith("GCP_")]
+    assert environ["HTTPS_PROXY"] == "http://127.0.0.1:3128"
+    assert task_environment == [{"REQUESTS_CA_BUNDLE": "/ca.pem"}]
+    assert os.environ["GCP_ACCESS_TOKEN"] == "ya29.exported"
+    assert module._task.environment is None
