@@ -220,11 +220,8 @@ class GkeHandler(BaseHTTPRequestHandler):
                 code = app.faults.take_http_error(self.command, path)
                 if code is not None:
                     fault = f"http_errors:{code}"
-                    if code == 502:
-                        app.request_log.add(self.command, path, code, fault, host)
-                        self._send_raw(code, "text/html; charset=UTF-8", BAD_GATEWAY_PAGE)
-                        return
-                    raise FAULT_ERRORS[code]
+                    self._answer_fault(app, path, code, fault, host)
+                    return
                 self._check_token(app)
                 app.cloud.require_service(app.cloud.project_id, GKE_HOST)
                 status, result = 200, route(app.service, self.command, path, self._parse_json(raw))
@@ -236,11 +233,8 @@ class GkeHandler(BaseHTTPRequestHandler):
                 lost = app.faults.take_http_error(self.command, path, after=True)
                 if lost is not None:  # carried out, but the caller is told it failed
                     fault = f"http_errors:{lost}:after"
-                    if lost == 502:
-                        app.request_log.add(self.command, path, lost, fault, host)
-                        self._send_raw(lost, "text/html; charset=UTF-8", BAD_GATEWAY_PAGE)
-                        return
-                    raise FAULT_ERRORS[lost]
+                    self._answer_fault(app, path, lost, fault, host)
+                    return
         except ApiError as error:
             status, result = error.http_code, error.body()
         except Exception:  # answer 500 like Google, not a dropped connection
@@ -303,6 +297,14 @@ class GkeHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: dict) -> None:
         self._send_raw(status, "application/json; charset=UTF-8", json.dumps(body, indent=2))
+
+    def _answer_fault(self, app, path: str, code: int, fault: str, host: str) -> None:
+        """An injected HTTP error: Google's front-end page for a 502 (sent and logged
+        here), else GKE's error, raised for the caller's error answer."""
+        if code != 502:
+            raise FAULT_ERRORS[code]
+        app.request_log.add(self.command, path, code, fault, host)
+        self._send_raw(code, "text/html; charset=UTF-8", BAD_GATEWAY_PAGE)
 
     def _send_raw(self, status: int, content_type: str, text: str) -> None:
         data = text.encode()
