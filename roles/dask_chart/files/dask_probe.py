@@ -19,9 +19,11 @@ import sys
 
 try:
     from distributed import Client
+
+    MISSING = ""
 except ImportError as error:  # reported by main(): a missing package is an answer
     Client = None
-    MISSING = error
+    MISSING = str(error)
 
 # The computation sent to the workers with --compute.
 EXPECTED_SUM = sum(range(101))
