@@ -229,69 +229,72 @@ from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
     describe_api_error,
     dynamic_client,
 )
+from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import (
+    TaskFailure,
+    find_program,
+    run_as_module,
+    run_command,
+)
 
 try:
     from kubernetes.client.exceptions import ApiException
-except ImportError:  # reported by K8sModule.requires("kubernetes") when needed
+except ImportError:  # reported by dynamic_client when the cluster is read
     ApiException = None
 
 TILLER_DEPLOYMENT = "tiller-deploy"
 # The Helm major version that talks to a Tiller.
 HELM_WITH_TILLER = 2
+# Seconds `helm version` may take (Helm 2 asks Tiller; Helm 3 and 4 do not connect).
+HELM_VERSION_TIMEOUT = 60
 
 
-def run_helm_version(module, binary):
+def run_helm_version(params, binary):
     """Run `helm version`; fail with rc/stdout/stderr/command when it cannot be used."""
-    params = module.params
     argv = [binary, "version"]
     environ = {"TILLER_NAMESPACE": params["tiller_namespace"]}
     if isinstance(params.get("kubeconfig"), str):
         environ["KUBECONFIG"] = params["kubeconfig"]
     if params.get("context"):
         environ["HELM_KUBECONTEXT"] = params["context"]
-    rc, stdout, stderr = module.run_command(argv, environ_update=environ)
+    rc, stdout, stderr = run_command(argv, environ_update=environ, timeout=HELM_VERSION_TIMEOUT)
     run = {"command": shlex.join(argv), "rc": rc, "stdout": stdout, "stderr": stderr}
     try:
         info = parse_helm_version(stdout, stderr)
     except HelmVersionError as exc:
-        module.fail_json(msg=f"Could not read the helm client version: {exc}", **run)
+        raise TaskFailure(f"Could not read the helm client version: {exc}", **run) from exc
     # Helm 2 exits non-zero when Tiller cannot be reached; its client line is still valid.
     if rc != 0 and not (info.client_major == HELM_WITH_TILLER and info.tiller_error):
-        module.fail_json(msg=f"'{run['command']}' failed with exit code {rc}", **run)
+        raise TaskFailure(f"'{run['command']}' failed with exit code {rc}", **run)
     return info, run
 
 
-def find_helm(module):
+def find_helm(params):
     """The absolute path of helm: binary_path, a name searched on PATH, or helm on PATH."""
-    binary = module.params["binary_path"]
+    binary = params["binary_path"]
     if binary is None or os.sep not in binary:
-        return module.get_bin_path(binary or "helm", required=True)
+        return find_program(binary or "helm")
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-        module.fail_json(
-            msg=(
-                f"binary_path={binary!r} is not an executable file; "
-                "set binary_path to the helm binary or leave it unset to search PATH."
-            )
+        raise TaskFailure(
+            f"binary_path={binary!r} is not an executable file; "
+            "set binary_path to the helm binary or leave it unset to search PATH."
         )
     return os.path.abspath(binary)
 
 
-def read_tiller(module):
+def read_tiller(params):
     """Tiller as seen by the Kubernetes API: presence, readiness, image and version."""
-    namespace = module.params["tiller_namespace"]
-    deployments = NamespacedResource(dynamic_client(module), "apps/v1", "deployments")
+    namespace = params["tiller_namespace"]
+    deployments = NamespacedResource(dynamic_client(params), "apps/v1", "deployments")
     try:
         deployment = deployments.read(namespace, TILLER_DEPLOYMENT)
     except ApiException as exc:
         if exc.status == HTTPStatus.NOT_FOUND:
             return {"present": False, "ready": False, "image": None, "version": None}
-        module.fail_json(
-            msg=(
-                f"Could not read Deployment {namespace}/{TILLER_DEPLOYMENT}: "
-                f"{describe_api_error(exc)}. Check tiller_namespace and the credentials' "
-                "permission to get deployments there."
-            )
-        )
+        raise TaskFailure(
+            f"Could not read Deployment {namespace}/{TILLER_DEPLOYMENT}: "
+            f"{describe_api_error(exc)}. Check tiller_namespace and the credentials' "
+            "permission to get deployments there."
+        ) from exc
     pod_spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = pod_spec.get("containers") or []
     tiller = next(
@@ -362,26 +365,23 @@ def argument_spec():
     return spec
 
 
-def main():
-    module = K8sModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        check_k8s=False,
-        check_pyyaml=False,
-    )
-    params = module.params
+ARGUMENT_RULES: dict = {}
+
+
+def run(params, task):
+    """The module's work (also run in-process by the action plugin): the result, or TaskFailure."""
     if params["min_version"]:
         try:
             parse_semver(params["min_version"])
-        except HelmVersionError:
-            module.fail_json(
-                msg=f"min_version={params['min_version']!r} is not a version; use a form "
+        except HelmVersionError as exc:
+            raise TaskFailure(
+                f"min_version={params['min_version']!r} is not a version; use a form "
                 "such as 3.8.0 or v4.0.0"
-            )
+            ) from exc
 
-    binary = find_helm(module)
-    info, run = run_helm_version(module, binary)
-    tiller = read_tiller(module) if params["tiller"] != "any" else None
+    binary = find_helm(params)
+    info, run_info = run_helm_version(params, binary)
+    tiller = read_tiller(params) if params["tiller"] != "any" else None
     failures, warnings = check(params, info, tiller)
 
     server = tiller["version"] if tiller and tiller["version"] else info.server
@@ -399,15 +399,26 @@ def main():
         compatible=not failures,
         reasons=failures + warnings,
         binary_path=binary,
-        command=run["command"],
-        stdout=run["stdout"],
-        stderr=run["stderr"],
+        command=run_info["command"],
+        stdout=run_info["stdout"],
+        stderr=run_info["stderr"],
     )
     for warning in warnings:
-        module.warn(warning)
+        task.warn(warning)
     if failures:
-        module.fail_json(msg="; ".join(failures), **result)
-    module.exit_json(**result)
+        raise TaskFailure("; ".join(failures), **result)
+    return result
+
+
+def main():
+    module = K8sModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        check_k8s=False,
+        check_pyyaml=False,
+        **ARGUMENT_RULES,
+    )
+    run_as_module(module, run)
 
 
 if __name__ == "__main__":

@@ -184,11 +184,12 @@ from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import (
     WAIT_ARGUMENT_RULES,
     ListWatchWaiter,
     check_wait_params,
+    finish_wait,
     format_events,
     recent_events,
-    run_wait,
     wait_argument_spec,
 )
+from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import run_as_module
 
 
 def ingress_address(service, accept_hostname):
@@ -323,13 +324,21 @@ def argument_spec():
     return spec
 
 
-def main():
-    module = K8sModule(argument_spec=argument_spec(), **WAIT_ARGUMENT_RULES)
-    check_wait_params(module, "service")
-    client = dynamic_client(module)
+ARGUMENT_RULES = WAIT_ARGUMENT_RULES
+
+
+def run(params, task):
+    """The module's work (also run in-process by the action plugin): the result, or TaskFailure."""
+    check_wait_params(params, "service")
+    client = dynamic_client(params)
     services = NamespacedResource(client, "v1", "services")
     events = NamespacedResource(client, "v1", "events")
-    run_wait(module, LoadBalancerWaiter(services, events, module.params, module.check_mode))
+    return finish_wait(task, LoadBalancerWaiter(services, events, params, task.check_mode))
+
+
+def main():
+    module = K8sModule(argument_spec=argument_spec(), supports_check_mode=True, **ARGUMENT_RULES)
+    run_as_module(module, run)
 
 
 if __name__ == "__main__":

@@ -193,11 +193,12 @@ from ansible_collections.dask_gke.core.plugins.module_utils.k8s_watch import (
     ListWatchWaiter,
     WaitFailure,
     check_wait_params,
+    finish_wait,
     format_events,
     recent_events,
-    run_wait,
     wait_argument_spec,
 )
+from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import run_as_module
 
 # One name per line: ansible-doc cannot read a tuple assignment at module level.
 DONE = "done"
@@ -448,15 +449,23 @@ def argument_spec():
     return spec
 
 
-def main():
-    module = K8sModule(argument_spec=argument_spec(), **WAIT_ARGUMENT_RULES)
-    check_wait_params(module, "Deployment")
-    client = dynamic_client(module)
+ARGUMENT_RULES = WAIT_ARGUMENT_RULES
+
+
+def run(params, task):
+    """The module's work (also run in-process by the action plugin): the result, or TaskFailure."""
+    check_wait_params(params, "Deployment")
+    client = dynamic_client(params)
     deployments = NamespacedResource(client, "apps/v1", "deployments")
     events = NamespacedResource(client, "v1", "events")
     pods = NamespacedResource(client, "v1", "pods")
-    waiter = RolloutWaiter(deployments, events, module.params, module.check_mode, pods=pods)
-    run_wait(module, waiter)
+    waiter = RolloutWaiter(deployments, events, params, task.check_mode, pods=pods)
+    return finish_wait(task, waiter)
+
+
+def main():
+    module = K8sModule(argument_spec=argument_spec(), supports_check_mode=True, **ARGUMENT_RULES)
+    run_as_module(module, run)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,19 @@ from __future__ import annotations
 import copy
 import json
 
+from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import TaskFailure
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 
 try:
     from kubernetes.client.exceptions import ApiException
-except ImportError:  # reported by AnsibleK8SModule.requires("kubernetes")
+
+    HAS_KUBERNETES = True
+except ImportError:  # reported by AnsibleK8SModule.requires("kubernetes") or dynamic_client
     ApiException = None
+    HAS_KUBERNETES = False
 
 
 def connection_argument_spec() -> dict:
@@ -35,32 +40,28 @@ def connection_argument_spec() -> dict:
 
 
 class K8sModule(AnsibleK8SModule):
-    """AnsibleK8SModule plus the AnsibleModule helpers our modules also use."""
-
-    def run_command(self, *args, **kwargs):
-        return self._module.run_command(*args, **kwargs)
-
-    def get_bin_path(self, *args, **kwargs):
-        return self._module.get_bin_path(*args, **kwargs)
+    """kubernetes.core's module class: its library checks and kubeconfig redaction."""
 
 
-def dynamic_client(module: K8sModule):
-    """kubernetes.core's dynamic client, configured from the module's connection options.
+def dynamic_client(params: dict):
+    """kubernetes.core's dynamic client, configured from the connection options in params.
 
-    Fails the module with a message naming the connection options when the
-    configuration cannot be loaded or the API server cannot be reached.
+    The options left unset fall back to their K8S_AUTH_* environment variables
+    (kubernetes.core reads os.environ). Raises TaskFailure naming the connection
+    options when the configuration cannot be loaded or the API server cannot be
+    reached, and when the kubernetes library is missing.
     """
-    module.requires("kubernetes")
+    if not HAS_KUBERNETES:
+        raise TaskFailure(missing_required_lib("kubernetes"))
+    auth = {name: params.get(name) for name in AUTH_ARG_SPEC}
     try:
-        k8s_client = get_api_client(module=module)
+        k8s_client = get_api_client(**auth)
     except Exception as exc:  # config, TLS and socket errors all end up here
-        module.fail_json(
-            msg=(
-                f"Could not connect to the Kubernetes API: {describe_api_error(exc)}. "
-                "Check the kubeconfig, context, host and api_key options "
-                "(or their K8S_AUTH_* environment variables)."
-            )
-        )
+        raise TaskFailure(
+            f"Could not connect to the Kubernetes API: {describe_api_error(exc)}. "
+            "Check the kubeconfig, context, host and api_key options "
+            "(or their K8S_AUTH_* environment variables)."
+        ) from exc
     # K8SClient -> the K8SDynamicClient it wraps (request() sends any path).
     return k8s_client.client
 

@@ -23,6 +23,7 @@ from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
     connection_argument_spec,
     describe_api_error,
 )
+from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import TaskFailure
 
 try:
     import urllib3
@@ -110,36 +111,36 @@ def wait_argument_spec():
     return spec
 
 
+# The rules of every waiting module besides its argument spec (supports_check_mode
+# is the AnsibleModule's; the action plugins declare check mode support themselves).
 WAIT_ARGUMENT_RULES = {
     "mutually_exclusive": [("names", "label_selector")],
     "required_one_of": [("names", "label_selector")],
-    "supports_check_mode": True,
 }
 
 
-def check_wait_params(module, noun):
-    """Fail on a timeout or names no wait could use, before any API call."""
-    params = module.params
+def check_wait_params(params, noun):
+    """Fail (TaskFailure) on a timeout or names no wait could use, before any API call."""
     if params["timeout"] <= 0:
-        module.fail_json(msg=f"timeout={params['timeout']} must be a positive number of seconds")
+        raise TaskFailure(f"timeout={params['timeout']} must be a positive number of seconds")
     if params["names"] is not None and not [n for n in params["names"] if n]:
-        module.fail_json(msg=f"names is empty; give at least one {noun} name or a label_selector")
+        raise TaskFailure(f"names is empty; give at least one {noun} name or a label_selector")
 
 
-def run_wait(module, waiter):
-    """Wait, then exit with the waiter's result, or fail with what is still pending."""
+def finish_wait(task, waiter):
+    """Wait; return the waiter's result, or raise TaskFailure with what is still pending."""
     try:
         waiter.wait()
     except WaitFailure as exc:
         pending = waiter.timed_out_pending
         if pending is None:
             pending = waiter.pending()
-        module.fail_json(msg=str(exc), pending=pending, **waiter.result())
-    if module.check_mode:
+        raise TaskFailure(str(exc), pending=pending, **waiter.result()) from exc
+    if task.check_mode:
         # What would fail outside check mode is worth a warning here.
         for reason in waiter.problems().values():
-            module.warn(reason)
-    module.exit_json(pending=waiter.pending(), **waiter.result())
+            task.warn(reason)
+    return {"pending": waiter.pending(), **waiter.result()}
 
 
 class ListWatchWaiter:

@@ -1,4 +1,4 @@
-"""helm_tiller_version: helm is mocked at run_command, the cluster at kubernetes.core's
+"""helm_tiller_version: helm is mocked at task_runner.run_command, the cluster at kubernetes.core's
 dynamic client (the request path and the JSON it answers)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from ansible.module_utils import basic
+from ansible_collections.dask_gke.core.plugins.module_utils import task_runner
 from ansible_collections.dask_gke.core.plugins.modules import helm_tiller_version
 from kubernetes.client.exceptions import ApiException
 
@@ -85,11 +85,11 @@ def helm(monkeypatch):
         outputs: ClassVar[list] = [(0, HELM4, "")]
         calls: ClassVar[list] = []
 
-    def run_command(self, argv, **kwargs):
+    def run_command(argv, **kwargs):
         Helm.calls.append((argv, kwargs))
         return Helm.outputs[len(Helm.calls) - 1]
 
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    monkeypatch.setattr(helm_tiller_version, "run_command", run_command)
     monkeypatch.setattr(helm_tiller_version.os.path, "isfile", lambda path: path == HELM)
     monkeypatch.setattr(helm_tiller_version.os, "access", lambda path, mode: path == HELM)
     return Helm
@@ -175,11 +175,11 @@ def test_missing_binary_names_the_option(run_module, helm, cluster):
 def test_helm_found_on_path(run_module, helm, cluster, monkeypatch, binary_path):
     searched = []
 
-    def get_bin_path(self, name, required=False):
+    def get_bin_path(name):
         searched.append(name)
         return HELM
 
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+    monkeypatch.setattr(task_runner, "_get_bin_path", get_bin_path)
     args = {} if binary_path is None else {"binary_path": binary_path}
     outcome, result, _ = run_module(helm_tiller_version.main, args)
     assert outcome == "exit", result.get("msg")
