@@ -78,7 +78,8 @@ def run_command(argv: list[str], environ_update: dict | None = None, timeout: fl
     """
     command = shlex.join(argv)
     try:
-        done = subprocess.run(
+        # An argv list, never a shell: the program is the user's helm binary_path.
+        done = subprocess.run(  # noqa: S603 - argv list without a shell, as run_command intends
             argv,
             env={**os.environ, **(environ_update or {})},
             stdin=subprocess.DEVNULL,
