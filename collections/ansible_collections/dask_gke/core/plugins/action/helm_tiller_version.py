@@ -1,0 +1,1 @@
+../../../../../../plugins/action/helm_tiller_version.py
