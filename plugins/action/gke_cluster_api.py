@@ -19,6 +19,7 @@ from typing import ClassVar
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.dask_gke.core.plugins.plugin_utils.in_process import environment_applied
 
 try:
     import google.auth
@@ -528,14 +529,11 @@ class ActionModule(ActionBase):
         saved = self._task.environment
         extra = self._google.module_environment
         self._task.environment = [*(saved or []), extra] if extra else saved
-        inherited = {
-            name: os.environ.pop(name) for name in list(os.environ) if name.startswith("GCP_")
-        }
         try:
-            return run()
+            with environment_applied(unset_prefixes=("GCP_",)):
+                return run()
         finally:
             self._task.environment = saved
-            os.environ.update(inherited)
 
     def _check_operations(self, outcome: dict, module: str, args: dict, types, since: str) -> None:
         """Fail with GKE's message when an operation of this call failed or is still running."""
