@@ -76,9 +76,13 @@ attributes:
     support: none
     description: Nothing is changed, so there is no diff.
 notes:
+  - Runs on the controller in-process (its action plugin, no module start-up) when the
+    task's connection is local; otherwise, for example with C(delegate_to) a remote host,
+    as a module on the target.
   - Helm 2's C(helm version) itself contacts Tiller (through a port-forward, for up to
     its C(--tiller-connection-timeout), 300 seconds by default); Helm 3 and 4 do not
-    contact the cluster.
+    contact the cluster. A C(helm version) still running after 360 seconds is stopped
+    and fails the task.
   - The connection options are used to read the Tiller Deployment, and
     O(kubeconfig) (when a path) and O(context) are also passed to helm as
     E(KUBECONFIG) and E(HELM_KUBECONTEXT).
@@ -244,8 +248,9 @@ except ImportError:  # reported by dynamic_client when the cluster is read
 TILLER_DEPLOYMENT = "tiller-deploy"
 # The Helm major version that talks to a Tiller.
 HELM_WITH_TILLER = 2
-# Seconds `helm version` may take (Helm 2 asks Tiller; Helm 3 and 4 do not connect).
-HELM_VERSION_TIMEOUT = 60
+# Seconds `helm version` may take: Helm 2 asks Tiller for up to its own 300 s
+# --tiller-connection-timeout; Helm 3 and 4 do not connect.
+HELM_VERSION_TIMEOUT = 360
 
 
 def run_helm_version(params, binary):

@@ -80,6 +80,10 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is changed, so there is no diff.
+notes:
+  - Runs on the controller in-process (its action plugin, no module start-up) when the
+    task's connection is local; otherwise, for example with C(delegate_to) a remote host,
+    as a module on the target.
 seealso:
   - module: kubernetes.core.k8s_info
   - module: dask_gke.core.wait_for_lb_ip
