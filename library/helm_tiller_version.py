@@ -237,7 +237,6 @@ from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import (
     TaskFailure,
     find_program,
     run_as_module,
-    run_command,
 )
 
 try:
@@ -253,7 +252,7 @@ HELM_WITH_TILLER = 2
 HELM_VERSION_TIMEOUT = 360
 
 
-def run_helm_version(params, binary):
+def run_helm_version(params, task, binary):
     """Run `helm version`; fail with rc/stdout/stderr/command when it cannot be used."""
     argv = [binary, "version"]
     environ = {"TILLER_NAMESPACE": params["tiller_namespace"]}
@@ -261,7 +260,9 @@ def run_helm_version(params, binary):
         environ["KUBECONFIG"] = params["kubeconfig"]
     if params.get("context"):
         environ["HELM_KUBECONTEXT"] = params["context"]
-    rc, stdout, stderr = run_command(argv, environ_update=environ, timeout=HELM_VERSION_TIMEOUT)
+    rc, stdout, stderr = task.run_command(
+        argv, environ_update=environ, timeout=HELM_VERSION_TIMEOUT
+    )
     run = {"command": shlex.join(argv), "rc": rc, "stdout": stdout, "stderr": stderr}
     try:
         info = parse_helm_version(stdout, stderr)
@@ -385,7 +386,7 @@ def run(params, task):
             ) from exc
 
     binary = find_helm(params)
-    info, run_info = run_helm_version(params, binary)
+    info, run_info = run_helm_version(params, task, binary)
     tiller = read_tiller(params) if params["tiller"] != "any" else None
     failures, warnings = check(params, info, tiller)
 

@@ -40,7 +40,10 @@ def connection_argument_spec() -> dict:
 
 
 class K8sModule(AnsibleK8SModule):
-    """kubernetes.core's module class: its library checks and kubeconfig redaction."""
+    """kubernetes.core's module class (library checks, kubeconfig redaction) with run_command."""
+
+    def run_command(self, *args, **kwargs):
+        return self._module.run_command(*args, **kwargs)
 
 
 def dynamic_client(params: dict):

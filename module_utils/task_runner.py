@@ -6,15 +6,15 @@ A module's logic is a function `run(params, task) -> result` taking the validate
 parameters and a TaskContext (check_mode, warn, fail); it returns the result dict
 or raises TaskFailure. The module's main() hands it an AnsibleModule through
 run_as_module(); the same-named action plugin (plugins/action/) hands it a
-TaskContext of its own when the task runs on the controller. Running a program
-(helm) goes through run_command() here on both paths, bounded by a timeout.
+TaskContext of its own when the task runs on the controller; each runs programs
+(helm) its own way (AnsibleModule.run_command, or subprocess on the controller),
+both bounded by a timeout.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
+import threading
 
 from ansible.module_utils.common.process import get_bin_path as _get_bin_path
 
@@ -29,7 +29,8 @@ class TaskFailure(Exception):
 
 
 class TaskContext:
-    """What a module's logic may ask of the task it runs in: check mode, warnings, failure."""
+    """What a module's logic may ask of the task it runs in: check mode, warnings, failure,
+    and running a program (helm) with a bound on its time."""
 
     def __init__(self, check_mode: bool = False):
         self.check_mode = check_mode
@@ -41,6 +42,11 @@ class TaskContext:
     def fail(self, msg: str, **result):
         raise TaskFailure(msg, **result)
 
+    def run_command(self, argv: list[str], environ_update=None, timeout: float = 60):
+        """(rc, stdout, stderr) of argv (no shell) with the environment plus environ_update;
+        TaskFailure (timed_out) when it runs longer than `timeout` seconds."""
+        raise NotImplementedError
+
 
 class ModuleContext(TaskContext):
     """A TaskContext whose warnings go to the AnsibleModule (module.warn)."""
@@ -51,6 +57,32 @@ class ModuleContext(TaskContext):
 
     def warn(self, text: str) -> None:
         self.module.warn(text)
+
+    def run_command(self, argv: list[str], environ_update=None, timeout: float = 60):
+        """AnsibleModule.run_command, the process killed when `timeout` seconds have passed."""
+        killed = threading.Event()
+        timers = []
+
+        def bound(process):
+            def kill():
+                killed.set()
+                process.kill()
+
+            timer = threading.Timer(timeout, kill)
+            timer.daemon = True
+            timer.start()
+            timers.append(timer)
+
+        try:
+            rc, stdout, stderr = self.module.run_command(
+                argv, environ_update=environ_update, before_communicate_callback=bound
+            )
+        finally:
+            for timer in timers:
+                timer.cancel()
+        if killed.is_set():
+            raise timed_out(argv, timeout, stdout, stderr)
+        return rc, stdout, stderr
 
 
 def run_as_module(module, logic) -> None:
@@ -70,35 +102,15 @@ def find_program(name: str) -> str:
         raise TaskFailure(str(exc)) from exc
 
 
-def run_command(argv: list[str], environ_update: dict | None = None, timeout: float = 60):
-    """Run argv (no shell) with os.environ plus environ_update; return (rc, stdout, stderr).
-
-    Fails (TaskFailure with command, stdout and stderr) when the program cannot be
-    started or runs longer than `timeout` seconds.
-    """
+def timed_out(argv: list[str], timeout: float, stdout="", stderr="") -> TaskFailure:
+    """The failure of a program stopped after `timeout` seconds."""
     command = shlex.join(argv)
-    try:
-        # An argv list, never a shell: the program is the user's helm binary_path.
-        done = subprocess.run(  # noqa: S603 - argv list without a shell, as run_command intends
-            argv,
-            env={**os.environ, **(environ_update or {})},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise TaskFailure(
-            f"'{command}' did not finish within {timeout} seconds",
-            command=command,
-            stdout=_text(exc.stdout),
-            stderr=_text(exc.stderr),
-        ) from exc
-    except OSError as exc:
-        raise TaskFailure(f"Could not run '{command}': {exc}", command=command) from exc
-    return done.returncode, done.stdout, done.stderr
+    return TaskFailure(
+        f"'{command}' did not finish within {timeout} seconds and was stopped",
+        command=command,
+        stdout=_text(stdout),
+        stderr=_text(stderr),
+    )
 
 
 def _text(output) -> str:

@@ -15,12 +15,14 @@ from ansible_collections.dask_gke.core.plugins.plugin_utils.in_process import (
 try:
     # Paid once by the parent ansible-playbook process, which loads this plugin;
     # every forked worker inherits it instead of a module run importing it again.
-    import kubernetes.client  # noqa: F401 - imported for its side effect, see above
+    # Imported for that side effect only (ruff F401, pylint unused-import).
+    import kubernetes.client  # noqa: F401  # pylint: disable=unused-import
 
-    # kubernetes.core's client module_utils and the module itself (with its waiters).
+    # The module itself (with its waiters) and kubernetes.core's client module_utils,
+    # the latter imported for the same side effect.
     from ansible_collections.dask_gke.core.plugins.modules import wait_for_rollout
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s import (
-        client as _k8s_client,  # noqa: F401 - imported for its side effect, see above
+        client as _k8s_client,  # noqa: F401  # pylint: disable=unused-import
     )
 except ImportError as error:  # reported when the task would run in-process
     IMPORT_ERROR: ImportError | None = error

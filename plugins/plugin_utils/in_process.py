@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Iterator, Mapping
 from typing import ClassVar
 
@@ -33,12 +34,14 @@ try:
     from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import (
         TaskContext,
         TaskFailure,
+        timed_out,
     )
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
         extract_sensitive_values_from_kubeconfig,
     )
 except ImportError as error:  # reported by the action plugin's in-process path
     TASK_RUNNER_ERROR: ImportError | None = error
+    TaskContext = object
 else:
     TASK_RUNNER_ERROR = None
 
@@ -66,6 +69,29 @@ def environment_applied(
                 os.environ[name] = saved[name]
             else:
                 os.environ.pop(name, None)
+
+
+class ControllerContext(TaskContext):
+    """The TaskContext of an in-process run: warnings collected, programs run by subprocess."""
+
+    def run_command(self, argv: list[str], environ_update=None, timeout: float = 60):
+        try:
+            # An argv list, never a shell (the program is the task's helm binary_path).
+            done = subprocess.run(  # noqa: S603 - argv list without a shell, see above
+                argv,
+                env={**os.environ, **(environ_update or {})},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="surrogateescape",
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise timed_out(argv, timeout, exc.stdout, exc.stderr) from exc
+        except OSError as exc:
+            raise TaskFailure(f"Could not run {argv[0]}: {exc}", command=" ".join(argv)) from exc
+        return done.returncode, done.stdout, done.stderr
 
 
 class InProcessModuleAction(ActionBase):
@@ -127,7 +153,7 @@ class InProcessModuleAction(ActionBase):
             no_log_values.update(extract_sensitive_values_from_kubeconfig(kubeconfig))
         environment: dict = {}
         self._compute_environment_string(environment)
-        task = TaskContext(check_mode=bool(self._task.check_mode))
+        task = ControllerContext(check_mode=bool(self._task.check_mode))
         with environment_applied(environment):
             try:
                 outcome = self.module.run(params, task)

@@ -1,13 +1,15 @@
-"""helm_tiller_version: helm is mocked at task_runner.run_command, the cluster at kubernetes.core's
+"""helm_tiller_version: helm is mocked at run_command, the cluster at kubernetes.core's
 dynamic client (the request path and the JSON it answers)."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from ansible.module_utils import basic
 from ansible_collections.dask_gke.core.plugins.module_utils import task_runner
 from ansible_collections.dask_gke.core.plugins.modules import helm_tiller_version
 from kubernetes.client.exceptions import ApiException
@@ -85,11 +87,11 @@ def helm(monkeypatch):
         outputs: ClassVar[list] = [(0, HELM4, "")]
         calls: ClassVar[list] = []
 
-    def run_command(argv, **kwargs):
+    def run_command(self, argv, **kwargs):
         Helm.calls.append((argv, kwargs))
         return Helm.outputs[len(Helm.calls) - 1]
 
-    monkeypatch.setattr(helm_tiller_version, "run_command", run_command)
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
     monkeypatch.setattr(helm_tiller_version.os.path, "isfile", lambda path: path == HELM)
     monkeypatch.setattr(helm_tiller_version.os, "access", lambda path, mode: path == HELM)
     return Helm
@@ -140,7 +142,8 @@ def test_check_mode_gives_the_same_read_only_result(run_module, helm, cluster):
     assert normal[1] == checked[1]
     assert checked[1]["changed"] is False
     assert checked[1]["tiller_present"] is False
-    assert helm.calls[0] == helm.calls[1]
+    assert helm.calls[0][0] == helm.calls[1][0]
+    assert helm.calls[0][1]["environ_update"] == helm.calls[1][1]["environ_update"]
 
 
 def test_client_below_minimum_fails_with_reason(run_module, helm, cluster):
@@ -398,3 +401,17 @@ def test_helm2_client_with_an_unready_tiller(run_module, helm2):
     assert outcome == "fail"
     assert result["tiller_error"] == "could not find a ready tiller pod"
     assert "has no ready replica" in result["msg"]
+
+
+def test_a_helm_that_hangs_is_stopped_at_the_timeout(run_module, monkeypatch, tmp_path):
+    hanging = tmp_path / "helm"
+    hanging.write_text("#!/bin/sh\necho starting\nexec sleep 30\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(helm_tiller_version, "HELM_VERSION_TIMEOUT", 0.5)
+    started = time.monotonic()
+    outcome, result, _ = run_module(helm_tiller_version.main, {"binary_path": str(hanging)})
+    assert time.monotonic() - started < 5
+    assert outcome == "fail"
+    assert result["msg"] == f"'{hanging} version' did not finish within 0.5 seconds and was stopped"
+    assert result["command"] == f"{hanging} version"
+    assert result["stdout"] == "starting\n"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible.module_utils import basic
 from ansible.plugins.loader import fragment_loader
 from ansible.utils.plugin_docs import get_docstring
 from ansible_collections.dask_gke.core.plugins.module_utils import task_runner
@@ -68,7 +69,9 @@ def test_examples_use_only_documented_options(name):
 
 def test_helm_tiller_version_returns_the_documented_keys(run_module, monkeypatch):
     stdout = 'version.BuildInfo{Version:"v3.2.1", GitCommit:"", GitTreeState:"", GoVersion:""}'
-    monkeypatch.setattr(helm_tiller_version, "run_command", lambda argv, **kw: (0, stdout, ""))
+    monkeypatch.setattr(
+        basic.AnsibleModule, "run_command", lambda self, argv, **kw: (0, stdout, "")
+    )
     monkeypatch.setattr(task_runner, "_get_bin_path", lambda name: "/bin/helm")
     _, result, _ = run_module(helm_tiller_version.main, {})
     _, _, returns = documented("helm_tiller_version")

@@ -9,6 +9,7 @@ tests/unit/playbooks/test_in_process_playbook.py runs them in ansible-playbook.
 from __future__ import annotations
 
 import os
+import time
 from types import SimpleNamespace
 from unittest import mock
 
@@ -18,6 +19,7 @@ from ansible_collections.dask_gke.core.plugins.action import wait_for_lb_ip as l
 from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import TaskFailure
 from ansible_collections.dask_gke.core.plugins.modules import wait_for_lb_ip
 from ansible_collections.dask_gke.core.plugins.plugin_utils.in_process import (
+    ControllerContext,
     environment_applied,
 )
 
@@ -184,3 +186,17 @@ def test_environment_applied_sets_unsets_and_restores(monkeypatch):
     assert os.environ[VAR] == "before"
     assert os.environ["GCP_TEST_ONE"] == "1"
     assert "DASK_GKE_TEST_NEW" not in os.environ
+
+
+def test_a_program_run_in_process_sees_the_environment_and_is_bounded(monkeypatch):
+    monkeypatch.setenv(VAR, "applied")
+    task = ControllerContext()
+    rc, stdout, _ = task.run_command(
+        ["/bin/sh", "-c", f'echo "${VAR} $EXTRA"'], environ_update={"EXTRA": "added"}
+    )
+    assert (rc, stdout) == (0, "applied added\n")
+    started = time.monotonic()
+    with pytest.raises(TaskFailure, match=r"did not finish within 0\.3 seconds") as stopped:
+        task.run_command(["/bin/sh", "-c", "echo starting; exec sleep 30"], timeout=0.3)
+    assert time.monotonic() - started < 5
+    assert stopped.value.result["stdout"] == "starting\n"
