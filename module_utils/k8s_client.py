@@ -6,7 +6,7 @@ No auth layer of our own: the connection options, their K8S_AUTH_* environment
 fallbacks, kubeconfig handling and secret redaction all come from
 kubernetes.core (AUTH_ARG_SPEC, AnsibleK8SModule, get_api_client). This file
 hands the modules kubernetes.core's dynamic client, reads, lists and watches
-through it by path as plain JSON (NamespacedResource), and turns API errors
+through it by path as plain JSON (NamespacedResource, ClusterResource), and turns API errors
 into one-line messages.
 
 Not the typed API classes: with the kubernetes library 37, importing CoreV1Api
@@ -90,9 +90,33 @@ class NamespacedResource:
 
     def list(self, namespace: str, **params):
         """The list as a dict; with watch=True, the streaming response (for watch.Watch)."""
-        params.pop("_preload_content", None)  # Watch passes it; responses always stream
-        response = self.client.request("get", self.path(namespace), serialize=False, **params)
-        return response if params.get("watch") else json.loads(response.data)
+        return list_or_watch(self.client, self.path(namespace), params)
+
+
+class ClusterResource:
+    """One kind of cluster-scoped object (Nodes, ...), listed and watched as plain JSON.
+
+    NamespacedResource's list without the namespace; errors are ApiException too.
+    """
+
+    def __init__(self, client, group_version: str, plural: str):
+        self.client = client
+        self.base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        self.plural = plural
+
+    def path(self) -> str:
+        return f"{self.base}/{self.plural}"
+
+    def list(self, **params):
+        """The list as a dict; with watch=True, the streaming response (for watch.Watch)."""
+        return list_or_watch(self.client, self.path(), params)
+
+
+def list_or_watch(client, path: str, params: dict):
+    """GET a collection: the list as a dict, or with watch=True the streaming response."""
+    params.pop("_preload_content", None)  # Watch passes it; responses always stream
+    response = client.request("get", path, serialize=False, **params)
+    return response if params.get("watch") else json.loads(response.data)
 
 
 def describe_api_error(exc: Exception) -> str:

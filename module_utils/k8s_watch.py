@@ -9,6 +9,9 @@ the size of the rollout. The modules say what they wait for by subclassing
 ListWatchWaiter; kubernetes.watch.Watch reads the streams. A subclass may cut
 the watch into rounds and look at something else between them (round_seconds,
 after_round): wait_for_rollout reads a stuck Deployment's Pending Pods so.
+Cluster-scoped kinds (wait_for_nodes' Nodes) set `namespaced = False`; a waiter
+that must ride out an API server that is not up yet says which errors are
+transient (transient()), and those are retried with a backoff until the deadline.
 """
 
 from __future__ import annotations
@@ -151,21 +154,24 @@ class ListWatchWaiter:
     `objects` (by name; only `names` when given); whenever one changes, notes
     when each wanted object became ready and fails at once on a problem.
     Subclasses say what they wait for: `kind`, `plural` (for messages),
+    `namespaced` (False: cluster-scoped, `resources` a k8s_client.ClusterResource),
     wanted(), ready(name), problems(), pending(), timeout_message() and
     ready_fields() (their part of result()). The watch resumes from the last
     resourceVersion when it drops or ends, and lists again on 410 Gone. Every
-    request is bounded by the time left.
+    request is bounded by the time left. Errors for which transient() is true
+    (none here) are retried until the deadline, then end in timeout_message().
     """
 
     kind = "object"
     plural = "objects"
+    namespaced = True
 
     def __init__(self, resources, events, params, check_mode=False, clock=time.monotonic):
-        """params: the module's namespace, names, label_selector and timeout."""
+        """params: the module's namespace (if namespaced), names, label_selector and timeout."""
         self.resources = resources
         self.events = events
-        self.namespace = params["namespace"]
-        self.names = params["names"]
+        self.namespace = params["namespace"] if self.namespaced else None
+        self.names = params.get("names")
         self.selector = params["label_selector"]
         self.timeout = params["timeout"]
         self.objects = {}  # name -> latest object (camelCase dict, as the API sends it)
@@ -180,6 +186,7 @@ class ListWatchWaiter:
         self.reconnects = 0
         self.events_seen = 0
         self.last_stream_error = ""
+        self.last_api_error = ""  # the last transient error retried
 
     # -- what a subclass provides -------------------------------------------------
     def wanted(self):
@@ -199,6 +206,14 @@ class ListWatchWaiter:
     def ready_fields(self):
         """The subclass's keys of result(), e.g. the ready objects by name."""
         raise NotImplementedError
+
+    def transient(self, exc):
+        """Whether a failed list or watch request is worth retrying until the deadline."""
+        return False
+
+    def where(self):
+        """Where the objects are, for messages."""
+        return f"in namespace {self.namespace}" if self.namespaced else "in the cluster"
 
     # -- progress and result ---------------------------------------------------------
     def after_change(self):
@@ -242,9 +257,7 @@ class ListWatchWaiter:
             self.objects.pop(name, None)
             self.seen.pop(name, None)
             if self.names:
-                raise WaitFailure(
-                    f"{self.kind} {name!r} in namespace {self.namespace} was deleted while waiting"
-                )
+                raise WaitFailure(f"{self.kind} {name!r} {self.where()} was deleted while waiting")
         else:
             self.objects[name] = obj
         self.after_change()
@@ -256,22 +269,48 @@ class ListWatchWaiter:
     def _selector_args(self):
         return {"label_selector": self.selector} if self.selector else {}
 
+    def _scope_args(self):
+        """The positional arguments of resources.list: the namespace, if any."""
+        return (self.namespace,) if self.namespaced else ()
+
     def _remaining(self):
         return self.deadline - self.clock()
 
+    def retrying(self, call):
+        """call(), again after a short backoff while it fails transiently.
+
+        Raises WaitFailure(timeout_message()) when the deadline passes first, and
+        whatever call() raised when that is not transient.
+        """
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if not self.transient(exc):
+                    raise
+                cause = exc.__cause__ if isinstance(exc, TaskFailure) and exc.__cause__ else exc
+                self.last_api_error = describe_api_error(cause)
+                if self._remaining() <= 0:
+                    raise WaitFailure(self.timeout_message()) from exc
+                attempt += 1
+                time.sleep(min(0.1 * 2**attempt, 2.0, max(self._remaining(), 0)))
+
+    def _list_once(self):
+        remaining = max(self._remaining(), 1.0)
+        return self.resources.list(
+            *self._scope_args(),
+            _request_timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
+            **self._selector_args(),
+        )
+
     def relist(self):
         self.relists += 1
-        remaining = max(self._remaining(), 1.0)
         try:
-            listing = self.resources.list(
-                self.namespace,
-                _request_timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
-                **self._selector_args(),
-            )
+            listing = self.retrying(self._list_once)
         except (ApiException, *STREAM_ERRORS) as exc:
             raise WaitFailure(
-                f"Could not list {self.plural} in namespace {self.namespace}: "
-                f"{describe_api_error(exc)}"
+                f"Could not list {self.plural} {self.where()}: {describe_api_error(exc)}"
             ) from exc
         self.resource_version = (listing.get("metadata") or {}).get("resourceVersion")
         self.on_list(listing.get("items") or [])
@@ -306,7 +345,7 @@ class ListWatchWaiter:
         started = self.clock()
         stream = watch.Watch().stream(
             self.resources.list,
-            self.namespace,
+            *self._scope_args(),
             resource_version=self.resource_version,
             allow_watch_bookmarks=True,
             # The server ends the watch at the deadline; the read timeout ends a
@@ -338,13 +377,14 @@ class ListWatchWaiter:
             try:
                 full_round = self._watch_once()
             except ApiException as exc:
-                if exc.status != HTTPStatus.GONE:
+                if exc.status == HTTPStatus.GONE:
+                    self.relist()  # 410 Gone: our resourceVersion is too old
+                    continue
+                if not self.transient(exc):
                     raise WaitFailure(
-                        f"Watching {self.plural} in namespace {self.namespace} failed: "
-                        f"{describe_api_error(exc)}"
+                        f"Watching {self.plural} {self.where()} failed: {describe_api_error(exc)}"
                     ) from exc
-                self.relist()  # 410 Gone: our resourceVersion is too old
-                continue
+                self.last_stream_error = describe_api_error(exc)  # retried as a dropped stream
             except STREAM_ERRORS as exc:
                 # A read timeout at the deadline is the deadline, not news.
                 if self._remaining() > 0:
