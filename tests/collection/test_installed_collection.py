@@ -186,7 +186,7 @@ def test_the_clean_virtualenv_has_only_ansible_core_and_the_collections(user):
 
 
 def test_ansible_doc_renders_the_installed_modules(user):
-    for module in ("wait_for_lb_ip", "wait_for_rollout", "helm_tiller_version"):
+    for module in ("wait_for_lb_ip", "wait_for_nodes", "wait_for_rollout", "helm_tiller_version"):
         doc = run(
             [user["bin"] / "ansible-doc", f"dask_gke.core.{module}"], env=user["env"], cwd=WORK
         )

@@ -126,6 +126,26 @@ class FakeListApi:
         return [kwargs for kind, kwargs in self.calls if kind == "watch"]
 
 
+class FakeClusterApi(FakeListApi):
+    """FakeListApi for a cluster-scoped resource (k8s_client.ClusterResource): no namespace.
+
+    A script entry that is an exception is raised by that list call, and a watch
+    script that is one is raised by the watch request, as a failing request would.
+    """
+
+    def __init__(self, clock, lists, watches=()):
+        super().__init__(clock, lists, watches, namespace=None)
+
+    def list(self, **kwargs):
+        if not kwargs.get("watch") and self.lists and isinstance(self.lists[0], BaseException):
+            self.calls.append(("list", kwargs))
+            raise self.lists.pop(0)
+        if kwargs.get("watch") and self.watches and isinstance(self.watches[0], BaseException):
+            self.calls.append(("watch", kwargs))
+            raise self.watches.pop(0)
+        return super().list(None, **kwargs)
+
+
 class FakeEvents:
     """The Events of the objects, filtered by involvedObject.name as the API server does."""
 

@@ -22,6 +22,7 @@ from ansible_collections.dask_gke.core.plugins.module_utils import task_runner
 from ansible_collections.dask_gke.core.plugins.modules import (
     helm_tiller_version,
     wait_for_lb_ip,
+    wait_for_nodes,
     wait_for_rollout,
 )
 
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[3]
 MODULES = {
     "helm_tiller_version": helm_tiller_version,
     "wait_for_lb_ip": wait_for_lb_ip,
+    "wait_for_nodes": wait_for_nodes,
     "wait_for_rollout": wait_for_rollout,
 }
 
@@ -75,6 +77,18 @@ def test_helm_tiller_version_returns_the_documented_keys(run_module, monkeypatch
     monkeypatch.setattr(task_runner, "_get_bin_path", lambda name: "/bin/helm")
     _, result, _ = run_module(helm_tiller_version.main, {})
     _, _, returns = documented("helm_tiller_version")
+    assert set(returns) == set(result) - {"changed"}
+
+
+def test_wait_for_nodes_returns_the_documented_keys(run_module, monkeypatch):
+    nodes = {"metadata": {"resourceVersion": "1"}, "items": []}
+    monkeypatch.setattr(wait_for_nodes, "dynamic_client", lambda params: None)
+    monkeypatch.setattr(
+        wait_for_nodes.ClusterResource, "list", lambda self, **kw: nodes, raising=True
+    )
+    outcome, result, _ = run_module(wait_for_nodes.main, {"label_selector": "a=b"}, check_mode=True)
+    _, _, returns = documented("wait_for_nodes")
+    assert outcome == "exit"
     assert set(returns) == set(result) - {"changed"}
 
 

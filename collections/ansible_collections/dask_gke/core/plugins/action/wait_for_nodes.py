@@ -1,0 +1,1 @@
+../../../../../../plugins/action/wait_for_nodes.py
