@@ -1,44 +1,15 @@
 # Copyright: (c) 2026, dask-gke contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""helm_tiller_version on the controller: the module's logic in-process for a local connection.
+"""helm_tiller_version in-process on a local connection (plugins/plugin_utils/in_process.py).
 
-Its documentation is plugins/modules/helm_tiller_version.py (library/ in the repository);
-how and when it runs in-process: plugins/plugin_utils/in_process.py.
+Documented in library/. Only tiller=present/absent needs the kubernetes library: the
+module's logic reports it missing then, as the module does.
 """
 
 from __future__ import annotations
 
-import contextlib
+from ansible_collections.dask_gke.core.plugins.plugin_utils.in_process import in_process_action
 
-from ansible_collections.dask_gke.core.plugins.plugin_utils.in_process import (
-    InProcessModuleAction,
+ActionModule = in_process_action(
+    "helm_tiller_version", needs_kubernetes=False, requirement="the kubernetes.core collection"
 )
-
-# Only tiller=present/absent needs the kubernetes library; the logic says so then.
-with contextlib.suppress(ImportError):
-    # Paid once by the parent ansible-playbook process, which loads this plugin;
-    # every forked worker inherits it (the logic reads Tiller with it).
-    # Imported for that side effect only (ruff F401, pylint unused-import).
-    import kubernetes.client  # noqa: F401  # pylint: disable=unused-import
-
-try:
-    # The module itself (with its waiters) and kubernetes.core's client module_utils,
-    # the latter imported for the same side effect.
-    from ansible_collections.dask_gke.core.plugins.modules import helm_tiller_version
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s import (
-        client as _k8s_client,  # noqa: F401  # pylint: disable=unused-import
-    )
-except ImportError as error:  # reported when the task would run in-process
-    IMPORT_ERROR: ImportError | None = error
-    helm_tiller_version = None
-else:
-    IMPORT_ERROR = None
-
-
-class ActionModule(InProcessModuleAction):
-    module = helm_tiller_version
-    import_error = IMPORT_ERROR
-
-    # The kubernetes library is needed only to read Tiller (tiller=present/absent);
-    # the module logic reports it missing then, as the module does.
-    requirement = "the kubernetes.core collection"

@@ -21,6 +21,7 @@ values (api_key, password, secrets of an inline kubeconfig) from the result.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -45,7 +46,22 @@ except ImportError as error:  # reported by the action plugin's in-process path
 else:
     TASK_RUNNER_ERROR = None
 
+# Paid once by the parent ansible-playbook process, which loads each task's action
+# plugin (and so this file): every forked worker inherits these instead of a module
+# run importing them again. Imported for that side effect only (ruff F401, pylint
+# unused-import); a missing library is reported by in_process_action's plugins.
+try:
+    import kubernetes.client  # noqa: F401  # pylint: disable=unused-import
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s import (
+        client as _k8s_client,  # noqa: F401  # pylint: disable=unused-import
+    )
+except ImportError as error:
+    KUBERNETES_ERROR: ImportError | None = error
+else:
+    KUBERNETES_ERROR = None
+
 LOCAL_TRANSPORT = "local"
+MODULES = "ansible_collections.dask_gke.core.plugins.modules"
 
 
 @contextlib.contextmanager
@@ -97,9 +113,10 @@ class ControllerContext(TaskContext):
 class InProcessModuleAction(ActionBase):
     """Base of the action plugins that run a module's logic in-process on a local connection.
 
-    A subclass sets `module` (the imported module: argument_spec(), ARGUMENT_RULES,
-    run(params, task)), `import_error` (why a required import failed, or None) and
-    `requirement` (what to install then).
+    in_process_action() makes the subclass of each plugin, setting `module` (the
+    imported module: argument_spec(), ARGUMENT_RULES, run(params, task)),
+    `import_error` (why a required import failed, or None) and `requirement` (what
+    to install then).
     """
 
     _supports_check_mode = True
@@ -162,3 +179,21 @@ class InProcessModuleAction(ActionBase):
         if task.warnings:
             outcome["warnings"] = list(task.warnings)
         return remove_values(outcome, no_log_values)
+
+
+def in_process_action(name: str, *, needs_kubernetes: bool = True, requirement: str = ""):
+    """The ActionModule class of our module `name`: its logic in-process on a local connection.
+
+    needs_kubernetes: whether the action cannot run in-process without the kubernetes
+    library (helm_tiller_version needs it only to read Tiller, and its logic says so).
+    """
+    try:
+        module = importlib.import_module(f"{MODULES}.{name}")
+    except ImportError as error:
+        module, import_error = None, error
+    else:
+        import_error = KUBERNETES_ERROR if needs_kubernetes else None
+    attributes = {"module": module, "import_error": import_error}
+    if requirement:
+        attributes["requirement"] = requirement
+    return type("ActionModule", (InProcessModuleAction,), attributes)

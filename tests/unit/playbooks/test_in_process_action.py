@@ -77,7 +77,7 @@ ARGS = {"names": ["dask-scheduler"], "namespace": "dask", "timeout": 5}
 
 
 def test_the_real_module_is_the_plugins_logic():
-    assert lb_action.IMPORT_ERROR is None
+    assert lb_action.ActionModule.import_error is None
     assert lb_action.ActionModule.module is wait_for_lb_ip
 
 
