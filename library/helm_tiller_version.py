@@ -28,7 +28,6 @@ author:
   - dask-gke contributors (!UNKNOWN)
 requirements:
   - helm (2.x, 3.x or 4.x) on the control node
-  - python >= 3.11
   - kubernetes >= 24.2.0 (only when O(tiller) is not C(any))
   - PyYAML >= 3.11 (only when O(tiller) is not C(any))
 options:
@@ -68,17 +67,12 @@ options:
     default: kube-system
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - dask_gke.core.in_process
 attributes:
   check_mode:
     support: full
     description: Only reads; the same checks run in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
 notes:
-  - Runs on the controller in-process (its action plugin, no module start-up) when the
-    task's connection is local; otherwise, for example with C(delegate_to) a remote host,
-    as a module on the target.
   - Helm 2's C(helm version) itself contacts Tiller (through a port-forward, for up to
     its C(--tiller-connection-timeout), 300 seconds by default); Helm 3 and 4 do not
     contact the cluster. A C(helm version) still running after 360 seconds is stopped

@@ -25,7 +25,6 @@ version_added: "1.0.0"
 author:
   - dask-gke contributors (!UNKNOWN)
 requirements:
-  - python >= 3.11
   - kubernetes >= 24.2.0
   - PyYAML >= 3.11
 options:
@@ -60,6 +59,7 @@ options:
     default: true
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - dask_gke.core.in_process
 attributes:
   check_mode:
     support: full
@@ -67,13 +67,6 @@ attributes:
       - Reports the current state without waiting. Missing services and services of
         another type are reported in RV(pending) instead of failing, since the tasks
         that would create them did not run.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
-notes:
-  - Runs on the controller in-process (its action plugin, no module start-up) when the
-    task's connection is local; otherwise, for example with C(delegate_to) a remote host,
-    as a module on the target.
 seealso:
   - module: kubernetes.core.k8s_info
 """

@@ -28,7 +28,6 @@ version_added: "1.1.0"
 author:
   - dask-gke contributors (!UNKNOWN)
 requirements:
-  - python >= 3.11
   - kubernetes >= 24.2.0
   - PyYAML >= 3.11
 options:
@@ -52,6 +51,7 @@ options:
     default: 300
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - dask_gke.core.in_process
 attributes:
   check_mode:
     support: full
@@ -59,13 +59,6 @@ attributes:
       - Lists the nodes once and reports what it sees without waiting; fewer Ready
         nodes than O(min_ready) is not a failure then. The module writes nothing in
         either mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
-notes:
-  - Runs on the controller in-process (its action plugin, no module start-up) when the
-    task's connection is local; otherwise, for example with C(delegate_to) a remote host,
-    as a module on the target.
 seealso:
   - module: kubernetes.core.k8s_info
   - module: dask_gke.core.wait_for_lb_ip

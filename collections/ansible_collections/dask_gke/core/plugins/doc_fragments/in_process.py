@@ -1,0 +1,1 @@
+../../../../../../plugins/doc_fragments/in_process.py
