@@ -3,8 +3,8 @@
 """One implementation of a module's logic, run by the module or in-process by its action plugin.
 
 A module's logic is a function `run(params, task) -> result` taking the validated
-parameters and a TaskContext (check_mode, warn, fail); it returns the result dict
-or raises TaskFailure. The module's main() hands it an AnsibleModule through
+parameters and a TaskContext (check_mode, warn, run_command); it returns the result
+dict or raises TaskFailure. The module's main() hands it an AnsibleModule through
 run_as_module(); the same-named action plugin (plugins/action/) hands it a
 TaskContext of its own when the task runs on the controller; each runs programs
 (helm) its own way (AnsibleModule.run_command, or subprocess on the controller),
@@ -29,8 +29,8 @@ class TaskFailure(Exception):
 
 
 class TaskContext:
-    """What a module's logic may ask of the task it runs in: check mode, warnings, failure,
-    and running a program (helm) with a bound on its time."""
+    """What a module's logic may ask of the task it runs in: check mode, warnings, and
+    running a program (helm) with a bound on its time. It fails by raising TaskFailure."""
 
     def __init__(self, check_mode: bool = False):
         self.check_mode = check_mode
@@ -38,9 +38,6 @@ class TaskContext:
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
-
-    def fail(self, msg: str, **result):
-        raise TaskFailure(msg, **result)
 
     def run_command(self, argv: list[str], environ_update=None, timeout: float = 60):
         """(rc, stdout, stderr) of argv (no shell) with the environment plus environ_update;
