@@ -210,7 +210,6 @@ stderr:
   sample: ""
 """
 
-import os
 import shlex
 from http import HTTPStatus
 
@@ -229,7 +228,7 @@ from ansible_collections.dask_gke.core.plugins.module_utils.k8s_client import (
 )
 from ansible_collections.dask_gke.core.plugins.module_utils.task_runner import (
     TaskFailure,
-    find_program,
+    find_binary,
     run_as_module,
 )
 
@@ -266,19 +265,6 @@ def run_helm_version(params, task, binary):
     if rc != 0 and not (info.client_major == HELM_WITH_TILLER and info.tiller_error):
         raise TaskFailure(f"'{run['command']}' failed with exit code {rc}", **run)
     return info, run
-
-
-def find_helm(params):
-    """The absolute path of helm: binary_path, a name searched on PATH, or helm on PATH."""
-    binary = params["binary_path"]
-    if binary is None or os.sep not in binary:
-        return find_program(binary or "helm")
-    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-        raise TaskFailure(
-            f"binary_path={binary!r} is not an executable file; "
-            "set binary_path to the helm binary or leave it unset to search PATH."
-        )
-    return os.path.abspath(binary)
 
 
 def read_tiller(params):
@@ -379,7 +365,7 @@ def run(params, task):
                 "such as 3.8.0 or v4.0.0"
             ) from exc
 
-    binary = find_helm(params)
+    binary = find_binary(params["binary_path"], "helm")
     info, run_info = run_helm_version(params, task, binary)
     tiller = read_tiller(params) if params["tiller"] != "any" else None
     failures, warnings = check(params, info, tiller)

@@ -13,6 +13,7 @@ both bounded by a timeout.
 
 from __future__ import annotations
 
+import os
 import shlex
 import threading
 
@@ -97,6 +98,19 @@ def find_program(name: str) -> str:
         return _get_bin_path(name)
     except ValueError as exc:
         raise TaskFailure(str(exc)) from exc
+
+
+def find_binary(binary_path: str | None, name: str) -> str:
+    """The absolute path of a program: binary_path when it is a path (it must be an executable
+    file), a name without / searched on PATH, or `name` on PATH when binary_path is unset."""
+    if binary_path is None or os.sep not in binary_path:
+        return find_program(binary_path or name)
+    if not (os.path.isfile(binary_path) and os.access(binary_path, os.X_OK)):
+        raise TaskFailure(
+            f"binary_path={binary_path!r} is not an executable file; "
+            f"set binary_path to the {name} binary or leave it unset to search PATH."
+        )
+    return os.path.abspath(binary_path)
 
 
 def timed_out(argv: list[str], timeout: float, stdout="", stderr="") -> TaskFailure:

@@ -92,8 +92,8 @@ def helm(monkeypatch):
         return Helm.outputs[len(Helm.calls) - 1]
 
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(helm_tiller_version.os.path, "isfile", lambda path: path == HELM)
-    monkeypatch.setattr(helm_tiller_version.os, "access", lambda path, mode: path == HELM)
+    monkeypatch.setattr(task_runner.os.path, "isfile", lambda path: path == HELM)
+    monkeypatch.setattr(task_runner.os, "access", lambda path, mode: path == HELM)
     return Helm
 
 

@@ -20,6 +20,7 @@ import yaml
 from ansible.module_utils import basic
 from ansible_collections.dask_gke.core.plugins.module_utils import task_runner
 from ansible_collections.dask_gke.core.plugins.modules import (
+    helm_release_info,
     helm_tiller_version,
     wait_for_lb_ip,
     wait_for_nodes,
@@ -29,6 +30,7 @@ from ansible_collections.dask_gke.core.plugins.modules import (
 REPO = Path(__file__).resolve().parents[3]
 ANSIBLE_DOC = Path(sys.executable).parent / "ansible-doc"
 MODULES = {
+    "helm_release_info": helm_release_info,
     "helm_tiller_version": helm_tiller_version,
     "wait_for_lb_ip": wait_for_lb_ip,
     "wait_for_nodes": wait_for_nodes,
@@ -87,6 +89,19 @@ def test_helm_tiller_version_returns_the_documented_keys(run_module, monkeypatch
     monkeypatch.setattr(task_runner, "_get_bin_path", lambda name: "/bin/helm")
     _, result, _ = run_module(helm_tiller_version.main, {})
     _, _, returns = documented("helm_tiller_version")
+    assert set(returns) == set(result) - {"changed"}
+
+
+def test_helm_release_info_returns_the_documented_keys(run_module, monkeypatch):
+    history = '[{"revision": 2, "status": "deployed", "chart": "dask-2024.1.1", "app_version": ""}]'
+    answers = iter([(0, history, ""), (0, '{"worker": {"replicas": 3}}', "")])
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: next(answers))
+    monkeypatch.setattr(task_runner, "_get_bin_path", lambda name: "/bin/helm")
+    outcome, result, _ = run_module(
+        helm_release_info.main, {"release_name": "dask", "release_namespace": "dask"}
+    )
+    _, _, returns = documented("helm_release_info")
+    assert outcome == "exit"
     assert set(returns) == set(result) - {"changed"}
 
 

@@ -1,0 +1,1 @@
+../../../../../../plugins/action/helm_release_info.py
